@@ -1,0 +1,179 @@
+"""Data sets as tensors: load, split, standardise, put on the run's device.
+
+Every data set here is small enough to live whole on the device; training batches are
+taken by indexing a shuffled permutation (see ``trainer.py``), with no per-sample Python.
+
+| data           | source                                        | input shape | classes |
+| -------------- | --------------------------------------------- | ----------- | ------- |
+| digits         | scikit-learn's bundled 8x8 digits (no network) | (1, 8, 8)   | 10      |
+| blobs          | generated Gaussian classes                    | (n_features,) | n_classes |
+| mnist          | torchvision.datasets.MNIST under data.root     | (1, 28, 28) | 10      |
+| fashion_mnist  | torchvision.datasets.FashionMNIST              | (1, 28, 28) | 10      |
+| cifar10        | torchvision.datasets.CIFAR10                   | (3, 32, 32) | 10      |
+
+digits and blobs are split into train/validation with a stratified, fixed split
+(``data.split_seed``); the torchvision sets hold ``data.val_fraction`` of their official
+training split out for validation and keep their official test split as ``test``.
+Pixel values are scaled to [0, 1]; ``data.standardize=true`` then z-scores inputs with
+training-split statistics: per channel for images, per feature for vectors.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .errors import UsageError
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, *input_shape) float32
+    y: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split
+    test: Optional[Split]
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+@dataclass
+class _Raw:
+    """A data set before splitting: the pool train/val is drawn from, and an optional test split."""
+    x: torch.Tensor
+    y: torch.Tensor
+    test: Optional[Split] = None
+
+
+def _digits(cfg) -> _Raw:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
+    return _Raw(x, torch.from_numpy(bunch.target.astype(np.int64)))
+
+
+def _per_feature(values, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(list(values), dtype=np.float64), (n,))
+
+
+def _blobs(cfg) -> _Raw:
+    """Gaussian classes with centres ``separation * cluster_std`` apart (on a line for two
+    classes, at random for more), then scaled and shifted per feature, so that the raw
+    features sit off-centre and on different scales."""
+    from sklearn.datasets import make_blobs
+
+    rng = np.random.default_rng(cfg.seed)
+    k, d, step = cfg.n_classes, cfg.n_features, cfg.separation * cfg.cluster_std
+    if k == 2:
+        centers = np.zeros((2, d))
+        centers[:, 0] = [-step / 2, step / 2]
+    else:
+        centers = rng.normal(0.0, step, size=(k, d))
+    x, y = make_blobs(n_samples=cfg.n_samples, centers=centers, cluster_std=cfg.cluster_std,
+                      random_state=cfg.seed)
+    x = x * _per_feature(cfg.feature_scale, d) + _per_feature(cfg.feature_shift, d)
+    return _Raw(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64)))
+
+
+# torchvision class, its folder under data.root, the files it needs there
+_TORCHVISION = {
+    "mnist": ("MNIST", "MNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*"),
+    "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*"),
+    "cifar10": ("CIFAR10", "cifar-10-batches-py", "data_batch_1..5, test_batch, batches.meta"),
+}
+
+
+def _images(ds) -> tuple[torch.Tensor, torch.Tensor]:
+    """A torchvision data set's whole array as float (N, C, H, W) in [0, 1], labels int64."""
+    x = torch.as_tensor(np.asarray(ds.data))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # MNIST (N,H,W); CIFAR (N,H,W,C)
+    return x.float().div_(255.0).contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+
+
+def _torchvision(cfg) -> _Raw:
+    from torchvision import datasets
+
+    cls_name, folder, files = _TORCHVISION[cfg.name]
+    cls = getattr(datasets, cls_name)
+    where = os.path.join(cfg.root, folder)
+    try:
+        train = cls(cfg.root, train=True, download=cfg.download)
+        test = cls(cfg.root, train=False, download=cfg.download)
+    except RuntimeError as e:
+        if "not found" in str(e).lower() or "corrupted" in str(e).lower():
+            raise UsageError(
+                f"data={cfg.name}: no readable {cls_name} files in {where} (data.root={cfg.root}); "
+                f"allowed: put {files} there, or pass data.download=true"
+            ) from None
+        raise UsageError(f"data={cfg.name}: could not read {where}: {e}") from None
+    except OSError as e:  # a failed download, an unreadable file
+        raise UsageError(f"data={cfg.name}: could not load into {where}: {e}") from None
+    except Exception as e:  # torchvision's parsers on a truncated or foreign file
+        raise UsageError(f"data={cfg.name}: could not read the files in {where} ({type(e).__name__}: {e})") from None
+    x, y = _images(train)
+    tx, ty = _images(test)
+    return _Raw(x, y, Split(tx, ty))
+
+
+LOADERS: dict[str, Callable[[object], _Raw]] = {
+    "digits": _digits,
+    "blobs": _blobs,
+    "mnist": _torchvision,
+    "fashion_mnist": _torchvision,
+    "cifar10": _torchvision,
+}
+
+
+def stratified_split(y: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val) with class proportions kept in both (scikit-learn's splitter)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    tr, va = train_test_split(idx, test_size=val_fraction, stratify=y.numpy(), random_state=seed)
+    return torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+
+
+def standardize(train: Split, *others: Optional[Split]) -> None:
+    """z-score in place with the training split's mean and std: per channel for images
+    (over samples and space), per feature for vectors."""
+    dims = (0, 2, 3) if train.x.ndim == 4 else (0,)
+    mean = train.x.mean(dim=dims, keepdim=True)
+    std = train.x.std(dim=dims, keepdim=True).clamp_min(1e-8)
+    for split in (train, *others):
+        if split is not None:
+            split.x.sub_(mean).div_(std)
+
+
+def load_data(cfg, device: torch.device | str = "cpu") -> Data:
+    """``cfg`` is the ``data`` config node."""
+    raw = LOADERS[cfg.name](cfg)
+    classes = int(raw.y.max()) + 1
+    counts = torch.bincount(raw.y, minlength=classes)
+    n_val = round(cfg.val_fraction * len(raw.y))
+    if n_val < classes or len(raw.y) - n_val < classes or int(counts.min()) < 2:
+        raise UsageError(
+            f"data.val_fraction={cfg.val_fraction} leaves a split without every class "
+            f"({len(raw.y)} samples, {classes} classes); allowed: a fraction that gives each split "
+            f"at least one sample per class"
+        )
+    tr, va = stratified_split(raw.y, cfg.val_fraction, cfg.split_seed)
+    train, val = Split(raw.x[tr], raw.y[tr]), Split(raw.x[va], raw.y[va])
+    if cfg.standardize:
+        standardize(train, val, raw.test)
+    test = raw.test.to(device) if raw.test is not None else None
+    return Data(train.to(device), val.to(device), test, tuple(raw.x.shape[1:]), classes)

@@ -1,0 +1,201 @@
+"""One run, end to end: config -> data -> model -> training loop -> sinks -> run directory.
+
+This is the Hydra task function behind ``normbench train``. Hydra composes the config
+and makes the run directory; this module wires the parts together and writes
+``summary.json`` whatever happens (``completed``, ``diverged``, ``failed``,
+``interrupted``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from . import __version__
+from . import config as _schemas  # noqa: F401  (registers the schemas in Hydra's ConfigStore)
+from .errors import UsageError
+from .validate import check_against_data, check_config
+
+log = logging.getLogger("normbench")
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"device={name} is not allowed here: torch sees no CUDA device; allowed: auto, cpu")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"device={name} is not allowed here: {torch.cuda.device_count()} CUDA device(s) visible; "
+                             f"allowed: auto, cpu, cuda, cuda:0..{torch.cuda.device_count() - 1}")
+    return torch.device(name)
+
+
+def versions() -> dict:
+    import hydra as _hydra
+    import numpy
+    import torch
+
+    return {"normbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "hydra": _hydra.__version__, "numpy": numpy.__version__}
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: a non-finite number is recorded as null."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _discard_hydra_files(run_dir: Path) -> None:
+    """Bad input in a single run: remove what Hydra wrote, so no directory is left that
+    looks like a run. Only Hydra's own files are removed, never anything else."""
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (run_dir / "train.log").unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train ``cfg`` in the current Hydra run directory and return its summary."""
+    import torch
+
+    from .data import load_data
+    from .models import build_model
+    from .rundir import METRICS, save_checkpoint, write_summary
+    from .sinks import CSVSink, ProgressSink, Sinks, TensorBoardSink
+    from .trainer import Trainer
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    sweeping = hc.mode == RunMode.MULTIRUN
+    started, t0 = _dt.datetime.now().astimezone(), time.perf_counter()
+    summary: dict = {
+        "status": "failed",
+        "error": None,
+        "run_dir": str(run_dir),
+        "overrides": list(hc.overrides.task),
+        "started_at": started.isoformat(timespec="seconds"),
+        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "versions": versions(),
+    }
+
+    try:  # bad input: refuse before training starts
+        check_config(cfg)
+        device = resolve_device(cfg.device)
+        data = load_data(cfg.data, device)
+        check_against_data(cfg, len(data.train), data.input_shape)
+    except UsageError as e:
+        if sweeping:  # recorded in its own directory; the rest of the sweep goes on
+            summary["error"] = str(e)
+            write_summary(run_dir, summary)
+            raise
+        _discard_hydra_files(run_dir)
+        print(f"normbench: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, data.input_shape, data.num_classes).to(device)
+    trainer = Trainer(model, data, cfg)
+    log.info("model:\n%s", model)
+    log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
+             len(data.val), data.input_shape, device)
+    sinks = Sinks(
+        CSVSink(run_dir / METRICS),
+        TensorBoardSink(run_dir),
+        ProgressSink(trainer.total_steps, cfg.epochs) if cfg.progress else None,
+    )
+    after_epoch = (lambda tr: save_checkpoint(run_dir, {**tr.state_dict(), "config": summary["config"],
+                                                       "normbench_version": __version__})) if cfg.checkpoint else None
+    outcome = None
+    try:
+        outcome = trainer.run(sinks.log, after_epoch)
+        summary["status"] = outcome.status
+    except Exception as e:  # recorded, never silently dropped
+        summary["error"] = f"{type(e).__name__}: {e}"
+        log.error("run failed at step %d:\n%s", trainer.step, traceback.format_exc())
+        error = e
+    else:
+        error = None
+    finally:
+        sinks.close()
+
+    o = outcome
+    summary.update({
+        "final_val_acc": o and o.final.get("val/acc"),
+        "final_val_loss": o and o.final.get("val/loss"),
+        "final_train_loss": o and o.final.get("train/loss"),
+        "final_train_acc": o and o.final.get("train/acc"),
+        "best_val_acc": o and o.best_val_acc,
+        "best_val_acc_step": o and o.best_val_acc_step,
+        "best_val_loss": o and o.best_val_loss,
+        "target_acc": cfg.target_acc,
+        "steps_to_target": o and o.steps_to_target,
+        "seconds_to_target": o and o.seconds_to_target,
+        "steps": trainer.step,
+        "epochs_completed": o.epochs_completed if o else trainer.epoch,
+        "diverged_at_step": o and o.diverged_at_step,
+        "steps_per_s": o and o.train_seconds and o.steps / o.train_seconds,
+        "samples_per_s": o and o.train_seconds and o.steps * cfg.batch_size / o.train_seconds,
+        "train_time_s": o and o.train_seconds,
+        "wall_time_s": time.perf_counter() - t0,
+        "finished_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "num_params": sum(p.numel() for p in model.parameters()),
+    })
+    summary = {k: _finite(v) for k, v in summary.items()}
+    write_summary(run_dir, summary)
+    _report(summary, run_dir)
+
+    if error is not None:
+        if sweeping:
+            raise error
+        print(f"normbench: error: run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}",
+              file=sys.stderr)
+        sys.exit(1)
+    if summary["status"] == "interrupted" and not sweeping:
+        sys.exit(130)
+    return summary
+
+
+def _report(s: dict, run_dir: Path) -> None:
+    if s["status"] == "completed":
+        line = (f"completed: val/acc {s['final_val_acc']:.4f} (best {s['best_val_acc']:.4f}), "
+                f"{s['steps']} steps in {s['wall_time_s']:.1f} s")
+    elif s["status"] == "diverged":
+        line = f"diverged: the loss or a gradient became NaN/inf at step {s['diverged_at_step']}"
+    else:
+        line = f"{s['status']} after {s['steps']} steps"
+    log.info(line)
+    print(line)
+    print(f"run directory: {_shown(run_dir)}")
+    print(f"tensorboard --logdir {_shown(run_dir)}")
+
+
+@hydra.main(config_path="pkg://normbench.conf", config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> None:
+    train(cfg)

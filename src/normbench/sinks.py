@@ -1,0 +1,95 @@
+"""Where logged values go: metrics.csv, TensorBoard, the terminal. Sinks know nothing
+about models; each takes ``(step, epoch, {tag: value})`` and the same tag means the
+same thing in every sink (``train/loss``, ``val/acc``, ``grad_norm/block1.linear``)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+
+CSV_COLUMNS = ["step", "epoch", "tag", "value", "wall_time"]
+
+
+class CSVSink:
+    """metrics.csv in long form, one row per value: ``step,epoch,tag,value,wall_time``.
+
+    ``pd.read_csv`` reads it directly; ``.pivot_table(index="step", columns="tag",
+    values="value")`` gives one column per metric. Floats are written in full
+    (shortest round-trip repr), and the file is flushed after every call, so a crash
+    loses nothing already logged."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "w", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(CSV_COLUMNS)
+
+    def log(self, step: int, epoch: int, metrics: dict) -> None:
+        now = time.time()
+        self._writer.writerows([step, epoch, tag, float(v), now] for tag, v in metrics.items())
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TensorBoardSink:
+    """One SummaryWriter for the run, writing into the run directory itself."""
+
+    def __init__(self, run_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter  # imports TensorBoard: only when a run starts
+
+        self._writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10)
+
+    def log(self, step: int, epoch: int, metrics: dict) -> None:
+        now = time.time()
+        for tag, value in metrics.items():
+            self._writer.add_scalar(tag, value, step, walltime=now)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class ProgressSink:
+    """A progress bar on a terminal; one line per epoch when output is not a terminal."""
+
+    def __init__(self, total_steps: int, epochs: int, stream=None):
+        self._stream = stream or sys.stderr
+        self._epochs = epochs
+        self._bar = None
+        self._step = 0
+        self._last: dict = {}
+        if self._stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total_steps, unit="step", file=self._stream, dynamic_ncols=True, leave=True)
+
+    def log(self, step: int, epoch: int, metrics: dict) -> None:
+        self._last.update({k: v for k, v in metrics.items() if k in ("train/loss", "val/loss", "val/acc")})
+        if self._bar is not None:
+            self._bar.update(step - self._step)
+            self._bar.set_postfix({k: f"{v:.4f}" for k, v in self._last.items()}, refresh=False)
+        elif "val/acc" in metrics:
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in self._last.items())
+            print(f"epoch {epoch}/{self._epochs}  step {step}  {shown}", file=self._stream, flush=True)
+        self._step = step
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Sinks:
+    """Fan one ``log`` call out to every sink."""
+
+    def __init__(self, *sinks):
+        self.sinks = [s for s in sinks if s is not None]
+
+    def log(self, step: int, epoch: int, metrics: dict) -> None:
+        for s in self.sinks:
+            s.log(step, epoch, metrics)
+
+    def close(self) -> None:
+        for s in self.sinks:
+            s.close()
