@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -15,8 +16,48 @@ def _train(args: list[str]) -> int:
     from .run import hydra_main
 
     sys.argv = ["normbench train", *args]  # Hydra reads its flags and overrides from sys.argv
-    hydra_main()
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for Hydra's full tracebacks
+        hydra_main()
+        return 0
+    # With HYDRA_FULL_ERROR set, Hydra raises its errors instead of printing several lines
+    # each; normbench prints them as one line of its own.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra_main()
+    except Exception as e:
+        from .errors import UsageError
+
+        if not isinstance(e, UsageError) and not _is_config_error(e):
+            raise
+        print(f"normbench: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    finally:
+        del os.environ["HYDRA_FULL_ERROR"]
     return 0
+
+
+def _is_config_error(e: BaseException) -> bool:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return isinstance(e, (HydraException, OmegaConfBaseException))
+
+
+def _one_line(e: BaseException) -> str:
+    """Hydra's multi-line messages as one line: what failed, why, what is allowed."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(e, MissingConfigException) and e.options:
+        group = (e.missing_cfg_file or "").rpartition("/")[0]
+        option = (e.missing_cfg_file or "").rpartition("/")[2]
+        return f"{group}={option} is not an option of {group}; allowed: {', '.join(sorted(e.options))}"
+    first = str(e).strip().splitlines()[0].rstrip(".")
+    cause = e.__cause__ or e.__context__
+    if cause is not None and str(cause).strip():
+        first += ": " + str(cause).strip().splitlines()[0]
+    if "not in" in first or "Could not override" in first:
+        first += " (normbench train --help lists the keys)"
+    return first
 
 
 # name -> (what it does, how to run it with the remaining arguments)

@@ -114,17 +114,18 @@ def _torchvision(cfg) -> _Raw:
     try:
         train = cls(cfg.root, train=True, download=cfg.download)
         test = cls(cfg.root, train=False, download=cfg.download)
-    except RuntimeError as e:
-        if "not found" in str(e).lower() or "corrupted" in str(e).lower():
+    except Exception as e:  # torchvision: missing files, a failed download, a truncated or foreign file
+        reason = " ".join(str(e).split())
+        if not cfg.download and ("not found" in reason.lower() or "corrupted" in reason.lower()):
             raise UsageError(
                 f"data={cfg.name}: no readable {cls_name} files in {where} (data.root={cfg.root}); "
                 f"allowed: put {files} there, or pass data.download=true"
             ) from None
-        raise UsageError(f"data={cfg.name}: could not read {where}: {e}") from None
-    except OSError as e:  # a failed download, an unreadable file
-        raise UsageError(f"data={cfg.name}: could not load into {where}: {e}") from None
-    except Exception as e:  # torchvision's parsers on a truncated or foreign file
-        raise UsageError(f"data={cfg.name}: could not read the files in {where} ({type(e).__name__}: {e})") from None
+        if cfg.download:
+            raise UsageError(f"data={cfg.name}: could not download {cls_name} into {where} ({reason}); "
+                             f"allowed: put {files} there yourself") from None
+        raise UsageError(f"data={cfg.name}: could not read the files in {where} ({type(e).__name__}: {reason}); "
+                         f"allowed: {cls_name} files in torchvision's format") from None
     x, y = _images(train)
     tx, ty = _images(test)
     return _Raw(x, y, Split(tx, ty))

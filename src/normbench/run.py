@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-import os
 import platform
 import shutil
 import sys
@@ -73,10 +72,14 @@ def _discard_hydra_files(run_dir: Path) -> None:
     looks like a run. Only Hydra's own files are removed, never anything else."""
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     (run_dir / "train.log").unlink(missing_ok=True)
-    try:
-        run_dir.rmdir()
-    except OSError:
-        pass
+    cwd = Path.cwd().resolve()
+    for d in [run_dir.resolve(), *run_dir.resolve().parents]:  # and the empty dated folders above it
+        if d == cwd or cwd not in d.parents:
+            break
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def train(cfg: DictConfig) -> dict:

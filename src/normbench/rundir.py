@@ -19,9 +19,16 @@ CHECKPOINT = "checkpoint.pt"
 STATUSES = ("completed", "diverged", "failed", "interrupted")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write: Callable[[Any], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode any new file gets
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -1,0 +1,51 @@
+"""Shared helpers: compose configs with Hydra's compose API, and run the real command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+import normbench.config  # noqa: F401  (registers the schemas)
+
+FAST = ["epochs=2", "progress=false"]
+
+
+def make_cfg(*overrides: str):
+    """The config ``normbench train <overrides>`` would run, composed by Hydra."""
+    with initialize_config_module(config_module="normbench.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def normbench_command() -> list[str]:
+    script = Path(sys.executable).with_name("normbench")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("normbench")
+    assert found, "the normbench console script is not installed (pip install -e .)"
+    return [found]
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``normbench`` command in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(normbench_command() + list(args), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def run_dirs(cwd: Path) -> list[Path]:
+    """Every directory under cwd/outputs that holds a summary.json, oldest first."""
+    return sorted(p.parent for p in (cwd / "outputs").rglob("summary.json"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    d = tmp_path / "work"
+    d.mkdir()
+    return d

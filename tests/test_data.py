@@ -1,0 +1,103 @@
+"""Data sets as device tensors: shapes, fixed stratified splits, standardisation, and the
+torchvision sets read from tiny files in their real formats."""
+
+import pytest
+import torch
+from torchvision import datasets
+
+from conftest import make_cfg
+from datasets_on_disk import write_cifar10, write_mnist
+from normbench.data import load_data
+from normbench.errors import UsageError
+
+
+def test_digits_is_bundled_split_stratified_and_fixed():
+    d = load_data(make_cfg().data)
+    assert (len(d.train), len(d.val), d.test) == (1437, 360, None)
+    assert d.input_shape == (1, 8, 8) and d.num_classes == 10
+    assert d.train.x.dtype == torch.float32 and d.train.y.dtype == torch.int64
+    # stratified: every class has its share (about 36) of the 360 validation samples
+    counts = torch.bincount(d.val.y, minlength=10)
+    assert counts.min() >= 34 and counts.max() <= 38
+    again = load_data(make_cfg("seed=5").data)  # the training seed does not move the split
+    assert torch.equal(again.val.y, d.val.y) and torch.equal(again.val.x, d.val.x)
+    other = load_data(make_cfg("data.split_seed=1").data)
+    assert not torch.equal(other.val.x, d.val.x)
+
+
+def test_standardize_uses_training_statistics():
+    raw = load_data(make_cfg("data.standardize=false").data)
+    assert raw.train.x.min() >= 0 and raw.train.x.max() <= 1
+    z = load_data(make_cfg().data)
+    assert abs(z.train.x.mean().item()) < 1e-5 and abs(z.train.x.std().item() - 1) < 1e-4
+    mean, std = raw.train.x.mean(), raw.train.x.std()
+    assert torch.allclose(z.val.x, (raw.val.x - mean) / std, atol=1e-5)  # val uses train's statistics
+
+
+def test_blobs_default_is_two_2d_classes_off_centre_on_different_scales():
+    raw = load_data(make_cfg("data=blobs", "data.standardize=false").data)
+    assert raw.input_shape == (2,) and raw.num_classes == 2
+    assert (len(raw.train), len(raw.val)) == (800, 200)
+    x = torch.cat([raw.train.x, raw.val.x])
+    assert abs(x[:, 0].mean().item() - 10) < 0.5 and abs(x[:, 1].mean().item() + 40) < 3
+    assert x[:, 1].std() > 10 * x[:, 0].std() / 2
+    z = load_data(make_cfg("data=blobs").data)
+    assert torch.allclose(z.train.x.mean(0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(z.train.x.std(0), torch.ones(2), atol=1e-4)
+
+
+def test_blobs_sizes_and_separation_are_configurable():
+    d = load_data(make_cfg("data=blobs", "data.n_classes=3", "data.n_features=5", "data.n_samples=300",
+                           "data.feature_scale=[1.0]", "data.feature_shift=[0.0]").data)
+    assert d.input_shape == (5,) and d.num_classes == 3 and len(d.train) + len(d.val) == 300
+    far = load_data(make_cfg("data=blobs", "data.separation=20", "data.standardize=false").data)
+    near = load_data(make_cfg("data=blobs", "data.separation=0.5", "data.standardize=false").data)
+
+    def gap(d):
+        x, y = d.train.x[:, 0], d.train.y
+        return (x[y == 1].mean() - x[y == 0].mean()).abs().item()
+
+    assert gap(far) > 10 * gap(near)
+
+
+@pytest.mark.parametrize("name,cls", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_family_reads_idx_files_through_torchvision(tmp_path, name, cls):
+    write_mnist(tmp_path, folder=cls)
+    d = load_data(make_cfg(f"data={name}", f"data.root={tmp_path}", "data.standardize=false").data)
+    assert d.input_shape == (1, 28, 28) and d.num_classes == 10
+    assert (len(d.train), len(d.val), len(d.test)) == (90, 10, 20)
+    assert d.train.x.max() <= 1.0 and d.train.x.min() >= 0.0
+    reference = getattr(datasets, cls)(str(tmp_path), train=False)
+    assert torch.equal(d.test.y, reference.targets)
+    assert torch.allclose(d.test.x[:, 0], reference.data.float() / 255)
+
+
+def test_cifar10_reads_pickled_batches_through_torchvision(tmp_path, monkeypatch):
+    md5 = write_cifar10(tmp_path)
+    # torchvision checks each file's md5 against the real data set's; point it at ours
+    monkeypatch.setattr(datasets.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
+    d = load_data(make_cfg("data=cifar10", f"data.root={tmp_path}").data)
+    assert d.input_shape == (3, 32, 32) and d.num_classes == 10
+    assert (len(d.train), len(d.val), len(d.test)) == (90, 10, 20)
+    per_channel = d.train.x.mean(dim=(0, 2, 3))
+    assert torch.allclose(per_channel, torch.zeros(3), atol=1e-4)
+
+
+@pytest.mark.parametrize("name,folder", [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"),
+                                         ("cifar10", "cifar-10-batches-py")])
+def test_missing_files_say_where_to_put_them(tmp_path, name, folder):
+    with pytest.raises(UsageError) as e:
+        load_data(make_cfg(f"data={name}", f"data.root={tmp_path}").data)
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path / folder) in msg and "data.download=true" in msg
+
+
+def test_a_truncated_file_is_refused_in_one_line(tmp_path):
+    raw = write_mnist(tmp_path)
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(UsageError) as e:
+        load_data(make_cfg("data=mnist", f"data.root={tmp_path}").data)
+    assert "\n" not in str(e.value) and "could not read" in str(e.value)
