@@ -113,13 +113,12 @@ def _check_norm(cfg: DictConfig) -> None:
     if n.name == "gn":
         _integer("norm.groups", n.groups, 1)
         widths = hidden_widths(cfg.model)
-        bad = sorted({w for w in widths if w % n.groups})
-        if bad:
-            what = "model.width" if cfg.model.name == "mlp" else "model.channels"
-            raise UsageError(
-                f"norm.groups={n.groups} does not divide {what}={_show(bad[0] if what == 'model.width' else cfg.model.channels)}; "
-                f"allowed: a number of groups that divides every hidden width ({_show(_common_divisors(widths))})"
-            )
+        if any(w % n.groups for w in widths):
+            what = (f"model.width={cfg.model.width}" if cfg.model.name == "mlp"
+                    else f"model.channels={_show(cfg.model.channels)}")
+            divisors = ", ".join(map(str, _common_divisors(widths)))
+            raise UsageError(f"norm.groups={n.groups} does not divide {what}; "
+                             f"allowed: a number of groups that divides every hidden width: {divisors}")
 
 
 def _common_divisors(widths: list[int]) -> list[int]:
@@ -152,10 +151,8 @@ def _check_optim(o: DictConfig) -> None:
         if o.nesterov and o.momentum == 0:
             _fail("optim.nesterov", True, "false when optim.momentum=0 (Nesterov needs momentum)")
     else:
-        if len(o.betas) != 2:
+        if len(o.betas) != 2 or not all(isinstance(b, float) and 0 <= b < 1 for b in o.betas):
             _fail("optim.betas", o.betas, "two numbers [beta1,beta2], each 0 <= beta < 1")
-        for b in o.betas:
-            _number("optim.betas", b, 0, 1, hi_open=True)
         _number("optim.eps", o.eps, 0, lo_open=True)
 
 

@@ -1,0 +1,180 @@
+"""End to end through the real ``normbench`` command in a subprocess, in a fresh
+working directory each time (so the configs are found from anywhere)."""
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+from conftest import FAST, run_cli, run_dirs
+from datasets_on_disk import write_mnist
+from normbench.data import load_data
+from normbench.models import build_model
+from normbench.trainer import evaluate
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """``normbench train`` with nothing changed: the README's first command."""
+    cwd = tmp_path_factory.mktemp("default")
+    proc = run_cli("train", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = run_dirs(cwd)
+    return proc, run_dir
+
+
+def test_default_run_learns_and_says_where_its_directory_is(default_run):
+    proc, run_dir = default_run
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "completed" and s["error"] is None
+    assert s["final_val_acc"] > 0.93 and s["best_val_acc"] >= s["final_val_acc"]
+    assert s["steps"] == 20 * (1437 // 64) and s["epochs_completed"] == 20
+    assert s["steps_to_target"] is not None and s["seconds_to_target"] > 0
+    assert s["steps_per_s"] > 0 and s["samples_per_s"] == pytest.approx(64 * s["steps_per_s"])
+    assert s["device"] == "cpu" and s["versions"]["torch"] == torch.__version__
+    assert s["config"]["model"] == {"name": "mlp", "depth": 3, "width": 128, "activation": "relu"}
+    assert s["config"]["norm"]["name"] == "bn" and s["config"]["data"]["name"] == "digits"
+    rel = run_dir.relative_to(run_dir.parents[3])  # outputs/runs/<date>/<time>
+    assert str(rel).startswith("outputs/runs/")
+    assert proc.stdout.strip().splitlines()[-2:] == [f"run directory: {rel}", f"tensorboard --logdir {rel}"]
+    assert "epoch 20/20" in proc.stderr  # line-based progress when not on a terminal
+    assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "train.log").exists()
+
+
+def test_metrics_csv_holds_every_logged_value_and_agrees_with_the_summary(default_run):
+    _, run_dir = default_run
+    s = json.loads((run_dir / "summary.json").read_text())
+    m = pd.read_csv(run_dir / "metrics.csv")
+    assert list(m.columns) == ["step", "epoch", "tag", "value", "wall_time"]
+    tags = set(m.tag)
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "grad_norm/total", "grad_norm/head",
+            "perf/steps_per_s"} <= tags
+    assert {f"grad_norm/block{i}.{p}" for i in (1, 2, 3) for p in ("linear", "norm")} <= tags
+    val = m[m.tag == "val/acc"].sort_values("step")
+    assert list(val.step) == [22 * e for e in range(1, 21)] and list(val.epoch) == list(range(1, 21))
+    assert val.value.iloc[-1] == s["final_val_acc"] and val.value.max() == s["best_val_acc"]
+    assert m[m.tag == "val/loss"].value.iloc[-1] == s["final_val_loss"]
+    wide = m.pivot_table(index="step", columns="tag", values="value")
+    assert wide["train/loss"].dropna().iloc[-1] < wide["train/loss"].dropna().iloc[0] / 10
+
+
+def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
+    _, run_dir = default_run
+    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})  # 0: keep every sample
+    acc.Reload()
+    m = pd.read_csv(run_dir / "metrics.csv")
+    assert set(acc.Tags()["scalars"]) == set(m.tag)
+    for tag, rows in m.groupby("tag"):
+        events = acc.Scalars(tag)
+        assert [e.step for e in events] == list(rows.step)
+        assert [e.value for e in events] == pytest.approx(list(rows.value), rel=1e-6)  # float32 in the event file
+
+
+def test_checkpoint_loads_safely_and_reproduces_the_final_accuracy(default_run):
+    _, run_dir = default_run
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert {"model", "optimizer", "step", "epoch", "rng", "config"} <= set(ckpt)
+    assert ckpt["step"] == 440 and ckpt["epoch"] == 20
+    cfg = OmegaConf.create(ckpt["config"])
+    data = load_data(cfg.data)
+    model = build_model(cfg, data.input_shape, data.num_classes)
+    model.load_state_dict(ckpt["model"])
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert evaluate(model, data.val, 1024) == pytest.approx((s["final_val_loss"], s["final_val_acc"]))
+    assert not list(run_dir.glob(".*.tmp"))  # no temporary files left by the atomic writes
+
+
+def test_two_identical_runs_give_identical_metrics(workdir):
+    args = ["train", *FAST, "dropout=0.3", "seed=7"]
+    assert run_cli(*args, cwd=workdir).returncode == 0
+    assert run_cli(*args, cwd=workdir).returncode == 0
+    a, b = (pd.read_csv(d / "metrics.csv") for d in run_dirs(workdir))
+    keep = [c for c in ("step", "epoch", "tag", "value")]
+    a, b = (x[~x.tag.str.startswith("perf/")][keep].reset_index(drop=True) for x in (a, b))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+BAD_INPUT = [
+    (["dropout=1.5"], "dropout=1.5"),
+    (["lr=-1"], "lr=-1.0"),
+    (["batch_size=0"], "batch_size=0"),
+    (["epochs=0"], "epochs=0"),
+    (["norm=in"], "norm=in"),
+    (["norm=gn", "norm.groups=5"], "norm.groups=5"),
+    (["model=cnn", "data=blobs"], "model=cnn"),
+    (["norm=foo"], "norm=foo"),
+    (["placement=middle"], "placement=middle"),
+    (["dropout=abc"], "dropout=abc"),
+    (["colour=red"], "colour"),
+    (["norm=ln", "norm.momentum=0.1"], "norm.momentum"),
+    (["model.activation=swish"], "swish"),
+    (["data=mnist", "data.root=nowhere"], "data.download=true"),
+    (["batch_size=5000"], "batch_size=5000"),
+]
+
+
+@pytest.mark.parametrize("overrides,named", BAD_INPUT, ids=[" ".join(b[0]) for b in BAD_INPUT])
+def test_bad_input_gets_one_line_exit_2_and_leaves_nothing(workdir, overrides, named):
+    proc = run_cli("train", *overrides, cwd=workdir)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("normbench: error: ") and named in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (workdir / "outputs").exists()
+
+
+def test_a_diverging_run_is_recorded_as_diverged_and_exits_0(workdir):
+    proc = run_cli("train", *FAST, "norm=none", "lr=1e4", "log_every=1", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = run_dirs(workdir)
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "diverged" and isinstance(s["diverged_at_step"], int)
+    assert "diverged" in proc.stdout
+
+
+def test_help_lists_the_groups_and_cfg_prints_the_config(workdir):
+    proc = run_cli("train", "--help", cwd=workdir)
+    assert proc.returncode == 0
+    for line in ("model: cnn, mlp", "norm: bn, gn, in, ln, none",
+                 "data: blobs, cifar10, digits, fashion_mnist, mnist", "optim: adam, sgd"):
+        assert line in proc.stdout
+    proc = run_cli("train", "--cfg", "job", "model=cnn", "norm=gn", cwd=workdir)
+    assert proc.returncode == 0
+    cfg = OmegaConf.create(proc.stdout)
+    assert cfg.model.name == "cnn" and cfg.model.channels == [32, 64] and cfg.norm.groups == 8
+    assert not (workdir / "outputs").exists()
+
+
+def test_top_level_usage_and_unknown_commands(workdir):
+    proc = run_cli(cwd=workdir)
+    assert proc.returncode == 2 and "usage: normbench <command>" in proc.stderr and "train" in proc.stderr
+    proc = run_cli("trian", cwd=workdir)
+    assert proc.returncode == 2 and proc.stderr.strip() == "normbench: error: unknown command 'trian'; allowed: train"
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "normbench", "--version"], capture_output=True, text=True, cwd=workdir)
+    assert proc.returncode == 0 and proc.stdout.startswith("normbench ")
+
+
+def test_multirun_sweeps_a_grid_into_one_directory_per_job(workdir):
+    proc = run_cli("train", "-m", "norm=bn,none", "epochs=1", "progress=false", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    dirs = run_dirs(workdir)
+    assert len(dirs) == 2 and all("multirun" in d.parts for d in dirs)
+    norms = sorted(json.loads((d / "summary.json").read_text())["config"]["norm"]["name"] for d in dirs)
+    assert norms == ["bn", "none"]
+
+
+def test_cnn_trains_on_mnist_files_through_the_command(workdir):
+    write_mnist(workdir / "data", n_train=200, n_test=20)
+    proc = run_cli("train", "model=cnn", "data=mnist", "norm=gn", "norm.groups=4", "model.channels=[8,16]",
+                   "batch_size=32", "epochs=2", "progress=false", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = run_dirs(workdir)
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "completed" and s["steps"] == 2 * (180 // 32)
+    assert s["config"]["data"]["root"] == "data"

@@ -1,0 +1,92 @@
+"""The training loop: it learns, logs the tags it promises, computes gradient norms
+right, reports divergence, and reproduces itself exactly on CPU."""
+
+import math
+
+import torch
+
+from conftest import make_cfg
+from normbench.data import load_data
+from normbench.models import build_model
+from normbench.trainer import GradNorms, Trainer, evaluate
+
+
+def trainer_for(*overrides):
+    cfg = make_cfg("progress=false", *overrides)
+    data = load_data(cfg.data)
+    torch.manual_seed(cfg.seed)
+    return Trainer(build_model(cfg, data.input_shape, data.num_classes), data, cfg)
+
+
+def collect(trainer):
+    rows = []
+    outcome = trainer.run(lambda step, epoch, m: rows.append((step, epoch, dict(m))))
+    return outcome, rows
+
+
+def test_grad_norms_match_a_plain_per_parameter_computation():
+    tr = trainer_for("model.depth=2")
+    x, y = tr.data.train.x[:64], tr.data.train.y[:64]
+    torch.nn.functional.cross_entropy(tr.model(x), y).backward()
+    got = tr.grad_norms().tolist()
+    expected = []
+    for name, module in tr.model.named_modules():
+        own = [p.grad for p in module.parameters(recurse=False)]
+        if own:
+            expected.append(math.sqrt(sum(float(g.pow(2).sum()) for g in own)))
+    total = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in tr.model.parameters()))
+    assert tr.grad_norms.tags == ["grad_norm/block1.linear", "grad_norm/block1.norm", "grad_norm/block2.linear",
+                                  "grad_norm/block2.norm", "grad_norm/head", "grad_norm/total"]
+    assert all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(got, expected + [total]))
+
+
+def test_the_default_config_learns_digits():
+    tr = trainer_for("epochs=5")
+    before = evaluate(tr.model, tr.data.val, 1024)[1]
+    outcome, rows = collect(tr)
+    assert outcome.status == "completed" and outcome.epochs_completed == 5
+    assert outcome.steps == 5 * (1437 // 64) == tr.step
+    assert before < 0.3 and outcome.final["val/acc"] > 0.93
+    assert outcome.steps_to_target is not None and outcome.steps_to_target % 22 == 0
+    assert outcome.best_val_acc >= outcome.final["val/acc"]
+    train_rows = [m for _, _, m in rows if "train/loss" in m]
+    assert train_rows[-1]["train/loss"] < train_rows[0]["train/loss"] / 3
+    assert {"train/loss", "train/acc", "lr", "grad_norm/total", "grad_norm/head", "perf/steps_per_s",
+            "perf/samples_per_s"} <= set(train_rows[0])
+    assert [s for s, _, m in rows if "val/acc" in m] == [22 * e for e in range(1, 6)]
+    assert all(s % 10 == 0 for s, _, m in rows if "train/loss" in m)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    def values(seed):
+        _, rows = collect(trainer_for("epochs=2", "dropout=0.2", f"seed={seed}"))
+        return [(s, k, v) for s, _, m in rows for k, v in m.items() if not k.startswith("perf/")]
+
+    a, b, c = values(0), values(0), values(1)
+    assert a == b
+    assert a != c
+
+
+def test_a_diverging_run_stops_with_its_status_and_step():
+    tr = trainer_for("norm=none", "lr=1e4", "epochs=5", "log_every=1")
+    outcome, rows = collect(tr)
+    assert outcome.status == "diverged"
+    assert outcome.diverged_at_step == tr.step < tr.total_steps
+    assert not math.isfinite(rows[-1][2]["train/loss"]) or not math.isfinite(rows[-1][2]["grad_norm/total"])
+
+
+def test_the_last_incomplete_batch_is_dropped_so_bn_never_sees_one_sample():
+    tr = trainer_for("batch_size=479")  # 1437 = 3 * 479: exact; 1437 // 478 = 3 with 3 left over
+    assert tr.steps_per_epoch == 3
+    tr = trainer_for("batch_size=718", "epochs=1")  # leaves 1 sample over
+    outcome, _ = collect(tr)
+    assert tr.steps_per_epoch == 2 and outcome.status == "completed"
+
+
+def test_evaluate_uses_eval_mode_and_restores_the_mode():
+    tr = trainer_for()
+    tr.model.train()
+    bn = tr.model.block1.norm
+    before = bn.running_mean.clone()
+    evaluate(tr.model, tr.data.val, 100)
+    assert tr.model.training and torch.equal(bn.running_mean, before)

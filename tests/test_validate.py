@@ -1,0 +1,66 @@
+"""Refused values and combinations: one line naming the key, the value, what is allowed."""
+
+import pytest
+
+from conftest import make_cfg
+from normbench.errors import UsageError
+from normbench.validate import check_against_data, check_config
+
+BAD = [
+    (["dropout=1.5"], "dropout=1.5", "0 <= dropout < 1"),
+    (["dropout=-0.1"], "dropout=-0.1", "0 <= dropout < 1"),
+    (["lr=-1"], "lr=-1.0", "0 < lr"),
+    (["lr=0"], "lr=0.0", "0 < lr"),
+    (["lr=nan"], "lr=nan", "finite"),
+    (["batch_size=0"], "batch_size=0", ">= 1"),
+    (["epochs=0"], "epochs=0", ">= 1"),
+    (["seed=-1"], "seed=-1", "[0, 4294967295]"),
+    (["target_acc=1.5"], "target_acc=1.5", "target_acc <= 1"),
+    (["log_every=0"], "log_every=0", ">= 1"),
+    (["device=tpu"], "device=tpu", "auto, cpu, cuda, cuda:N"),
+    (["model.depth=0"], "model.depth=0", ">= 1"),
+    (["model.width=0"], "model.width=0", ">= 1"),
+    (["model=cnn", "model.channels=[]"], "model.channels=[]", "non-empty list"),
+    (["model=cnn", "model.channels=[8,0]"], "model.channels=[8,0]", "positive integers"),
+    (["norm=in"], "norm=in", "model=cnn"),
+    (["norm=gn", "norm.groups=5"], "norm.groups=5", "divides every hidden width"),
+    (["norm=gn", "norm.groups=3", "model=cnn", "model.channels=[6,8]"], "norm.groups=3", "divides every hidden width: 1, 2"),
+    (["norm=gn", "norm.groups=0"], "norm.groups=0", ">= 1"),
+    (["norm.eps=0"], "norm.eps=0.0", "0 < eps"),
+    (["norm.momentum=1.5"], "norm.momentum=1.5", "momentum <= 1"),
+    (["model=cnn", "data=blobs"], "model=cnn", "model=mlp with data=blobs"),
+    (["data.val_fraction=0"], "data.val_fraction=0.0", "0 < val_fraction < 1"),
+    (["data=blobs", "data.n_classes=1"], "data.n_classes=1", ">= 2"),
+    (["data=blobs", "data.feature_scale=[1,2,3]"], "data.feature_scale=[1.0,2.0,3.0]", "one per feature"),
+    (["data=blobs", "data.cluster_std=0"], "data.cluster_std=0.0", "0 < cluster_std"),
+    (["optim.momentum=1"], "optim.momentum=1.0", "momentum < 1"),
+    (["optim.weight_decay=-1"], "optim.weight_decay=-1.0", "0 <= weight_decay"),
+    (["optim.nesterov=true", "optim.momentum=0"], "optim.nesterov=True", "needs momentum"),
+    (["optim=adam", "optim.betas=[0.9]"], "optim.betas=[0.9]", "two numbers"),
+    (["optim=adam", "optim.betas=[0.9,1.0]"], "optim.betas=[0.9,1.0]", "each 0 <= beta < 1"),
+]
+
+
+@pytest.mark.parametrize("overrides,shown,allowed", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_values_name_key_value_and_what_is_allowed(overrides, shown, allowed):
+    with pytest.raises(UsageError) as e:
+        check_config(make_cfg(*overrides))
+    msg = str(e.value)
+    assert shown in msg and allowed in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("overrides", [
+    [], ["model=cnn", "norm=in"], ["norm=gn", "norm.groups=4"], ["norm=none", "dropout=0.5"],
+    ["optim=adam", "lr=1e-3"], ["data=blobs", "norm=ln"], ["norm.momentum=null"], ["device=cuda:1"],
+    ["model=cnn", "data=cifar10", "norm=gn", "norm.groups=32"],
+])
+def test_good_configs_pass(overrides):
+    check_config(make_cfg(*overrides))
+
+
+def test_checks_that_need_the_data():
+    with pytest.raises(UsageError, match=r"batch_size=2000 .*1437 samples"):
+        check_against_data(make_cfg("batch_size=2000"), 1437, (1, 8, 8))
+    with pytest.raises(UsageError, match=r"batch_size=1 .*norm=bn"):
+        check_against_data(make_cfg("batch_size=1"), 1437, (1, 8, 8))
+    check_against_data(make_cfg("batch_size=1", "norm=gn"), 1437, (1, 8, 8))
