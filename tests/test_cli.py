@@ -93,7 +93,7 @@ def test_two_identical_runs_give_identical_metrics(workdir):
     assert run_cli(*args, cwd=workdir).returncode == 0
     assert run_cli(*args, cwd=workdir).returncode == 0
     a, b = (pd.read_csv(d / "metrics.csv") for d in run_dirs(workdir))
-    keep = [c for c in ("step", "epoch", "tag", "value")]
+    keep = ["step", "epoch", "tag", "value"]
     a, b = (x[~x.tag.str.startswith("perf/")][keep].reset_index(drop=True) for x in (a, b))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 

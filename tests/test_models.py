@@ -80,7 +80,7 @@ def test_same_seed_same_weights():
     a = build_model(make_cfg(), (1, 8, 8), 10)
     torch.manual_seed(3)
     b = build_model(make_cfg(), (1, 8, 8), 10)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
 def test_bn_running_statistics_change_in_train_mode_and_not_in_eval_mode():

@@ -8,7 +8,7 @@ import torch
 from conftest import make_cfg
 from normbench.data import load_data
 from normbench.models import build_model
-from normbench.trainer import GradNorms, Trainer, evaluate
+from normbench.trainer import Trainer, evaluate
 
 
 def trainer_for(*overrides):
@@ -30,14 +30,14 @@ def test_grad_norms_match_a_plain_per_parameter_computation():
     torch.nn.functional.cross_entropy(tr.model(x), y).backward()
     got = tr.grad_norms().tolist()
     expected = []
-    for name, module in tr.model.named_modules():
+    for module in tr.model.modules():
         own = [p.grad for p in module.parameters(recurse=False)]
         if own:
             expected.append(math.sqrt(sum(float(g.pow(2).sum()) for g in own)))
     total = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in tr.model.parameters()))
     assert tr.grad_norms.tags == ["grad_norm/block1.linear", "grad_norm/block1.norm", "grad_norm/block2.linear",
                                   "grad_norm/block2.norm", "grad_norm/head", "grad_norm/total"]
-    assert all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(got, expected + [total]))
+    assert all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(got, expected + [total], strict=True))
 
 
 def test_the_default_config_learns_digits():

@@ -82,8 +82,34 @@ def _discard_hydra_files(run_dir: Path) -> None:
             break
 
 
+def outcome_fields(o, batch_size: int) -> dict:
+    """The summary.json numbers of a training outcome (all null when training never ran)."""
+    if o is None:
+        return dict.fromkeys(["final_val_acc", "final_val_loss", "final_train_loss", "final_train_acc",
+                              "best_val_acc", "best_val_acc_step", "best_val_loss", "steps_to_target",
+                              "seconds_to_target", "epochs_completed", "diverged_at_step", "steps_per_s",
+                              "samples_per_s", "train_time_s"])
+    rate = o.steps / o.train_seconds if o.train_seconds > 0 else None
+    return {
+        "final_val_acc": o.final.get("val/acc"),
+        "final_val_loss": o.final.get("val/loss"),
+        "final_train_loss": o.final.get("train/loss"),
+        "final_train_acc": o.final.get("train/acc"),
+        "best_val_acc": o.best_val_acc,
+        "best_val_acc_step": o.best_val_acc_step,
+        "best_val_loss": o.best_val_loss,
+        "steps_to_target": o.steps_to_target,
+        "seconds_to_target": o.seconds_to_target,
+        "epochs_completed": o.epochs_completed,
+        "diverged_at_step": o.diverged_at_step,
+        "steps_per_s": rate,
+        "samples_per_s": rate and rate * batch_size,
+        "train_time_s": o.train_seconds,
+    }
+
+
 def train(cfg: DictConfig) -> dict:
-    """Train ``cfg`` in the current Hydra run directory and return its summary."""
+    """Train ``cfg`` in the current Hydra run directory, write its summary.json and return it."""
     import torch
 
     from .data import load_data
@@ -95,13 +121,13 @@ def train(cfg: DictConfig) -> dict:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     sweeping = hc.mode == RunMode.MULTIRUN
-    started, t0 = _dt.datetime.now().astimezone(), time.perf_counter()
+    t0 = time.perf_counter()
     summary: dict = {
         "status": "failed",
         "error": None,
         "run_dir": str(run_dir),
         "overrides": list(hc.overrides.task),
-        "started_at": started.isoformat(timespec="seconds"),
+        "started_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         "versions": versions(),
     }
@@ -120,55 +146,40 @@ def train(cfg: DictConfig) -> dict:
         print(f"normbench: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, data.input_shape, data.num_classes).to(device)
-    trainer = Trainer(model, data, cfg)
-    log.info("model:\n%s", model)
-    log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
-             len(data.val), data.input_shape, device)
-    sinks = Sinks(
-        CSVSink(run_dir / METRICS),
-        TensorBoardSink(run_dir),
-        ProgressSink(trainer.total_steps, cfg.epochs) if cfg.progress else None,
-    )
-    after_epoch = (lambda tr: save_checkpoint(run_dir, {**tr.state_dict(), "config": summary["config"],
-                                                       "normbench_version": __version__})) if cfg.checkpoint else None
-    outcome = None
-    try:
-        outcome = trainer.run(sinks.log, after_epoch)
-        summary["status"] = outcome.status
+    trainer = outcome = error = None
+    try:  # from here on, whatever happens is recorded in summary.json
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg, data.input_shape, data.num_classes).to(device)
+        summary["num_params"] = sum(p.numel() for p in model.parameters())
+        trainer = Trainer(model, data, cfg)
+        log.info("model:\n%s", model)
+        log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
+                 len(data.val), data.input_shape, device)
+        sinks = Sinks(
+            CSVSink(run_dir / METRICS),
+            TensorBoardSink(run_dir),
+            ProgressSink(trainer.total_steps, cfg.epochs) if cfg.progress else None,
+        )
+        after_epoch = (lambda tr: save_checkpoint(run_dir, {**tr.state_dict(), "config": summary["config"],
+                                                           "normbench_version": __version__})) if cfg.checkpoint else None
+        try:
+            outcome = trainer.run(sinks.log, after_epoch)
+            summary["status"] = outcome.status
+        finally:
+            sinks.close()
     except Exception as e:  # recorded, never silently dropped
-        summary["error"] = f"{type(e).__name__}: {e}"
-        log.error("run failed at step %d:\n%s", trainer.step, traceback.format_exc())
         error = e
-    else:
-        error = None
-    finally:
-        sinks.close()
+        summary["error"] = f"{type(e).__name__}: {e}"
+        log.error("run failed at step %d:\n%s", trainer.step if trainer else 0, traceback.format_exc())
 
-    o = outcome
+    summary.update(outcome_fields(outcome, cfg.batch_size))
     summary.update({
-        "final_val_acc": o and o.final.get("val/acc"),
-        "final_val_loss": o and o.final.get("val/loss"),
-        "final_train_loss": o and o.final.get("train/loss"),
-        "final_train_acc": o and o.final.get("train/acc"),
-        "best_val_acc": o and o.best_val_acc,
-        "best_val_acc_step": o and o.best_val_acc_step,
-        "best_val_loss": o and o.best_val_loss,
         "target_acc": cfg.target_acc,
-        "steps_to_target": o and o.steps_to_target,
-        "seconds_to_target": o and o.seconds_to_target,
-        "steps": trainer.step,
-        "epochs_completed": o.epochs_completed if o else trainer.epoch,
-        "diverged_at_step": o and o.diverged_at_step,
-        "steps_per_s": o and o.train_seconds and o.steps / o.train_seconds,
-        "samples_per_s": o and o.train_seconds and o.steps * cfg.batch_size / o.train_seconds,
-        "train_time_s": o and o.train_seconds,
+        "steps": trainer.step if trainer else 0,
         "wall_time_s": time.perf_counter() - t0,
         "finished_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "num_params": sum(p.numel() for p in model.parameters()),
     })
     summary = {k: _finite(v) for k, v in summary.items()}
     write_summary(run_dir, summary)

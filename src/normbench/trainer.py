@@ -189,7 +189,7 @@ class Trainer:
 
     def _train_metrics(self, loss: float, acc: float, gnorms: torch.Tensor) -> dict:
         metrics = {"train/loss": loss, "train/acc": acc, "lr": self.optimizer.param_groups[0]["lr"]}
-        metrics.update(zip(self.grad_norms.tags, gnorms.tolist()))
+        metrics.update(zip(self.grad_norms.tags, gnorms.tolist(), strict=True))
         return metrics
 
     def _diverged(self, out: Outcome, started: float, excluded: float) -> Outcome:

@@ -165,4 +165,5 @@ def check_against_data(cfg: DictConfig, n_train: int, input_shape: tuple[int, ..
         _fail("batch_size", cfg.batch_size, "at least 2 with norm=bn (BatchNorm needs two samples per batch)")
     if cfg.model.name == "cnn":
         if len(input_shape) != 3:
-            raise UsageError(f"model=cnn needs image data, but data={cfg.data.name} has shape {input_shape}; allowed: model=mlp")
+            raise UsageError(f"model=cnn needs image data, but data={cfg.data.name} has shape {input_shape}; "
+                             "allowed: model=mlp")
