@@ -70,8 +70,10 @@ class GradNorms:
         """(layers + 1,) norms on the parameters' device; the last entry is the total."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         norms = torch.stack(torch._foreach_norm(grads))
+        if self.layer_of.device != norms.device:
+            self.layer_of = self.layer_of.to(norms.device)
         sq = torch.zeros(self.n_layers, device=norms.device, dtype=norms.dtype)
-        sq.index_add_(0, self.layer_of.to(norms.device), norms.square())
+        sq.index_add_(0, self.layer_of, norms.square())
         return torch.cat([sq, sq.sum().reshape(1)]).sqrt()
 
 
