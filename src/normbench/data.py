@@ -20,6 +20,7 @@ training-split statistics: per channel for images, per feature for vectors.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -165,7 +166,7 @@ def load_data(cfg, device: torch.device | str = "cpu") -> Data:
     raw = LOADERS[cfg.name](cfg)
     classes = int(raw.y.max()) + 1
     counts = torch.bincount(raw.y, minlength=classes)
-    n_val = round(cfg.val_fraction * len(raw.y))
+    n_val = math.ceil(cfg.val_fraction * len(raw.y))  # as scikit-learn's splitter counts it
     if n_val < classes or len(raw.y) - n_val < classes or int(counts.min()) < 2:
         raise UsageError(
             f"data.val_fraction={cfg.val_fraction} leaves a split without every class "

@@ -119,6 +119,13 @@ def _check_norm(cfg: DictConfig) -> None:
             divisors = ", ".join(map(str, _common_divisors(widths)))
             raise UsageError(f"norm.groups={n.groups} does not divide {what}; "
                              f"allowed: a number of groups that divides every hidden width: {divisors}")
+    if kind == "vector" and n.name in ("gn", "ln"):
+        per_group = cfg.model.width // (n.groups if n.name == "gn" else 1)
+        if per_group < 2:
+            what = f"norm.groups={n.groups} with model.width={cfg.model.width}" if n.name == "gn" \
+                else f"model.width={cfg.model.width} with norm=ln"
+            raise UsageError(f"{what} normalises single features, which makes every output 0; "
+                             f"allowed: at least 2 features per group (width / groups >= 2)")
 
 
 def _common_divisors(widths: list[int]) -> list[int]:
