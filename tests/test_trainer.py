@@ -83,6 +83,15 @@ def test_the_last_incomplete_batch_is_dropped_so_bn_never_sees_one_sample():
     assert tr.steps_per_epoch == 2 and outcome.status == "completed"
 
 
+def test_the_steps_after_the_last_record_are_logged_at_the_end():
+    tr = trainer_for("epochs=1", "log_every=1000")
+    outcome, rows = collect(tr)
+    train_rows = [(s, m) for s, _, m in rows if "train/loss" in m]
+    assert [s for s, _ in train_rows] == [22]
+    assert outcome.final["train/loss"] == train_rows[0][1]["train/loss"]
+    assert math.isfinite(outcome.final["train/loss"])
+
+
 def test_evaluate_uses_eval_mode_and_restores_the_mode():
     tr = trainer_for()
     tr.model.train()

@@ -150,11 +150,14 @@ class Trainer:
                     loss_sum += loss.detach()
                     correct += (logits.detach().argmax(1) == y).sum()
                     window_steps += 1
-                    if logging_now:
-                        now = time.perf_counter()
+                    last_step = self.step == self.total_steps
+                    if logging_now or last_step:
+                        if not logging_now:  # the window since the last record, so the end is logged too
+                            gnorms = self.grad_norms()
+                        # .item() waits for the device, so the window's time is read after it
                         metrics = self._train_metrics(loss_sum.item() / window_steps,
                                                       correct.item() / (window_steps * B), gnorms)
-                        seconds = now - window_start
+                        seconds = time.perf_counter() - window_start
                         metrics["perf/steps_per_s"] = window_steps / seconds
                         metrics["perf/samples_per_s"] = window_steps * B / seconds
                         log(self.step, epoch, metrics)
@@ -163,6 +166,8 @@ class Trainer:
                         window_steps, window_start = 0, time.perf_counter()
                         if not (math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["grad_norm/total"])):
                             return self._diverged(out, started, excluded)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # queued steps belong to training time, not evaluation
                 t = time.perf_counter()
                 val_loss, val_acc = evaluate(model, self.data.val, cfg.eval_batch_size)
                 self.epoch = epoch
