@@ -25,8 +25,11 @@ def _train(args: list[str]) -> int:
     try:
         hydra_main()
     except Exception as e:
-        from .errors import UsageError
+        from .errors import RunFailed, UsageError
 
+        if isinstance(e, RunFailed):
+            print(f"normbench: error: {e}", file=sys.stderr)
+            return e.exit_code
         if not isinstance(e, UsageError) and not _is_config_error(e):
             raise
         print(f"normbench: error: {_one_line(e)}", file=sys.stderr)
@@ -53,7 +56,7 @@ def _one_line(e: BaseException) -> str:
         return f"{group}={option} is not an option of {group}; allowed: {', '.join(sorted(e.options))}"
     first = str(e).strip().splitlines()[0].rstrip(".")
     cause = e.__cause__ or e.__context__
-    if cause is not None and str(cause).strip():
+    if cause is not None and str(cause).strip() and str(cause).strip().splitlines()[0] not in first:
         first += ": " + str(cause).strip().splitlines()[0]
     if "not in" in first or "Could not override" in first:
         first += " (normbench train --help lists the keys)"

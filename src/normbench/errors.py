@@ -9,3 +9,11 @@ class UsageError(Exception):
     """
 
     exit_code = 2
+
+
+class RunFailed(Exception):
+    """A run that started and then failed; its summary.json says ``failed`` and why.
+
+    The command line prints ``normbench: error: <message>`` and exits with status 1."""
+
+    exit_code = 1

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import __version__
 from . import config as _schemas  # noqa: F401  (registers the schemas in Hydra's ConfigStore)
-from .errors import UsageError
+from .errors import RunFailed, UsageError
 from .validate import check_against_data, check_config
 
 log = logging.getLogger("normbench")
@@ -108,6 +108,14 @@ def outcome_fields(o, batch_size: int) -> dict:
     }
 
 
+def _never_trained(cfg, t0: float) -> dict:
+    """The rest of summary.json for a run that stopped before training: same keys, nulls."""
+    return {**outcome_fields(None, cfg.batch_size), "target_acc": cfg.target_acc, "steps": 0,
+            "wall_time_s": time.perf_counter() - t0,
+            "finished_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "device": None, "device_name": None, "num_params": None}
+
+
 def train(cfg: DictConfig) -> dict:
     """Train ``cfg`` in the current Hydra run directory, write its summary.json and return it."""
     import torch
@@ -139,12 +147,17 @@ def train(cfg: DictConfig) -> dict:
         check_against_data(cfg, len(data.train), data.input_shape)
     except UsageError as e:
         if sweeping:  # recorded in its own directory; the rest of the sweep goes on
-            summary["error"] = str(e)
+            summary.update(_never_trained(cfg, t0), error=str(e))
             write_summary(run_dir, summary)
             raise
         _discard_hydra_files(run_dir)
         print(f"normbench: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except Exception as e:  # not the user's input: recorded as a failed run, never dropped
+        summary.update(_never_trained(cfg, t0), error=f"{type(e).__name__}: {e}")
+        log.error("run failed before training:\n%s", traceback.format_exc())
+        write_summary(run_dir, summary)
+        raise RunFailed(f"run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}") from e
 
     trainer = outcome = error = None
     try:  # from here on, whatever happens is recorded in summary.json
@@ -160,10 +173,11 @@ def train(cfg: DictConfig) -> dict:
             TensorBoardSink(run_dir),
             ProgressSink(trainer.total_steps, cfg.epochs) if cfg.progress else None,
         )
-        after_epoch = (lambda tr: save_checkpoint(run_dir, {**tr.state_dict(), "config": summary["config"],
-                                                           "normbench_version": __version__})) if cfg.checkpoint else None
+        def after_epoch(tr):
+            save_checkpoint(run_dir, {**tr.state_dict(), "config": summary["config"], "normbench_version": __version__})
+
         try:
-            outcome = trainer.run(sinks.log, after_epoch)
+            outcome = trainer.run(sinks.log, after_epoch if cfg.checkpoint else None)
             summary["status"] = outcome.status
         finally:
             sinks.close()
@@ -186,11 +200,7 @@ def train(cfg: DictConfig) -> dict:
     _report(summary, run_dir)
 
     if error is not None:
-        if sweeping:
-            raise error
-        print(f"normbench: error: run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}",
-              file=sys.stderr)
-        sys.exit(1)
+        raise RunFailed(f"run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}") from error
     if summary["status"] == "interrupted" and not sweeping:
         sys.exit(130)
     return summary
