@@ -75,9 +75,11 @@ def test_mnist_family_reads_idx_files_through_torchvision(tmp_path, name, cls):
 def test_cifar10_reads_pickled_batches_through_torchvision(tmp_path, monkeypatch):
     md5 = write_cifar10(tmp_path)
     # torchvision checks each file's md5 against the real data set's; point it at ours
-    monkeypatch.setattr(datasets.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(datasets.CIFAR10, "train_list",
+                        [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
     monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
-    monkeypatch.setattr(datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
+    monkeypatch.setattr(datasets.CIFAR10, "meta",
+                        {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
     d = load_data(make_cfg("data=cifar10", f"data.root={tmp_path}").data)
     assert d.input_shape == (3, 32, 32) and d.num_classes == 10
     assert (len(d.train), len(d.val), len(d.test)) == (90, 10, 20)

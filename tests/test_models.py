@@ -56,8 +56,8 @@ def test_cnn_works_on_digits_mnist_and_cifar_shapes(shape, norm):
     m = build_model(make_cfg("model=cnn", f"norm={norm}", "model.channels=[16,32,32]"), shape, 10)
     assert m(torch.randn(4, *shape)).shape == (4, 10)
     assert names(m)[-3:] == ["gap", "flatten", "head"]
-    assert all(isinstance(getattr(m, f"block{i}").conv, nn.Conv2d) and getattr(m, f"block{i}").conv.kernel_size == (3, 3)
-               for i in (1, 2, 3))
+    convs = [getattr(m, f"block{i}").conv for i in (1, 2, 3)]
+    assert all(isinstance(c, nn.Conv2d) and c.kernel_size == (3, 3) for c in convs)
 
 
 def test_cnn_pools_between_blocks_but_not_after_the_last():

@@ -9,7 +9,7 @@ for feature vectors ``(N, C)`` (the MLP) and for feature maps ``(N, C, H, W)`` (
 | bn   | BatchNorm1d: per feature, over the batch | BatchNorm2d: per channel, over batch and space |
 | ln   | LayerNorm(C): per sample, over features  | GroupNorm(1, C): per sample, over channels and space |
 | in   | -                           | InstanceNorm2d: per sample and channel, over space |
-| gn   | GroupNorm(G, C): per sample, over each group of features | GroupNorm(G, C): per sample, over each group of channels and space |
+| gn   | GroupNorm(G, C): per sample, per group of features | GroupNorm(G, C): per sample, per channel group + space |
 | none | Identity                    | Identity                               |
 
 LayerNorm on maps is ``GroupNorm(1, C)``: the same statistics as ``LayerNorm([C, H, W])``
