@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
-from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, SCALARS, EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import FAST, run_cli, run_dirs
 from datasets_on_disk import write_mnist
@@ -62,16 +64,85 @@ def test_metrics_csv_holds_every_logged_value_and_agrees_with_the_summary(defaul
     assert wide["train/loss"].dropna().iloc[-1] < wide["train/loss"].dropna().iloc[0] / 10
 
 
+def read_events(run_dir):
+    (events,) = [p for p in run_dir.rglob("events.out.tfevents.*")]
+    assert events.parent == run_dir  # one writer, in the run directory itself
+    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0, HISTOGRAMS: 0})  # 0: keep every sample
+    acc.Reload()
+    return acc
+
+
 def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
     _, run_dir = default_run
-    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})  # 0: keep every sample
-    acc.Reload()
+    acc = read_events(run_dir)
     m = pd.read_csv(run_dir / "metrics.csv")
     assert set(acc.Tags()["scalars"]) == set(m.tag)
     for tag, rows in m.groupby("tag"):
         events = acc.Scalars(tag)
         assert [e.step for e in events] == list(rows.step)
         assert [e.value for e in events] == pytest.approx(list(rows.value), rel=1e-6)  # float32 in the event file
+
+
+def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
+    _, run_dir = default_run
+    m = pd.read_csv(run_dir / "metrics.csv")
+    probe_steps = [0, 100, 200, 300, 400]  # probe_every=100, and the network as initialised
+    for tag in ("act/block2/pre_norm/std", "act/block2/post_norm/feature_var_std", "act/block3/dead",
+                "affine/block1/gamma_mean", "bn/block3/running_var_ratio", "update_ratio/head"):
+        assert list(m[m.tag == tag].step) == [s for s in probe_steps if s or not tag.startswith("update")], tag
+    epochs = [22 * e for e in range(1, 21)]
+    for tag in ("bn/block2/variance_shift", "val/acc_train_mode", "val/train_eval_gap"):
+        assert list(m[m.tag == tag].step) == epochs
+    h = pd.read_csv(run_dir / "histograms.csv")
+    assert list(h.columns) == ["step", "epoch", "tag", "left", "right", "count"]
+    assert {"act/block1/pre_norm", "act/block1/post_norm", "act/block3/post_norm/feature_var",
+            "affine/block2/gamma", "affine/block2/beta"} <= set(h.tag)
+    per_probe = h.groupby(["tag", "step"])["count"].sum()
+    assert (per_probe.loc["act/block1/pre_norm"] == 256 * 128).all()  # every value of the probe batch, once
+    assert (per_probe.loc["act/block1/pre_norm/feature_var"] == 128).all()
+
+    acc = read_events(run_dir)
+    assert set(acc.Tags()["histograms"]) == set(h.tag)
+    for tag, rows in h.groupby("tag"):
+        events = acc.Histograms(tag)
+        assert [e.step for e in events] == sorted(set(rows.step))
+        for e in events:
+            bins = rows[rows.step == e.step]
+            assert list(e.histogram_value.bucket) == list(bins["count"])
+            assert list(e.histogram_value.bucket_limit) == pytest.approx(list(bins.right), rel=1e-6)
+            assert e.histogram_value.min == pytest.approx(bins.left.iloc[0], rel=1e-6)
+
+
+def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default_run):
+    _, run_dir = default_run
+    acc = read_events(run_dir)
+    hp = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(hp["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["norm.name"].string_value == "bn" and start.hparams["lr"].number_value == 0.05
+    assert start.hparams["model.depth"].number_value == 3 and start.hparams["status"].string_value == "completed"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(hp["_hparams_/experiment"]).experiment
+    metric_tags = {mi.name.tag for mi in experiment.metric_infos}
+    assert {"val/acc", "train/loss", "val/train_eval_gap", "summary/best_val_acc"} <= metric_tags
+    assert {"val/acc", "train/loss", "summary/best_val_acc", "summary/steps_to_target"} <= set(acc.Tags()["scalars"])
+
+    (config,) = acc.Tensors("custom_scalars__config__")  # the layout is the tensor's value
+    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
+    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
+    assert charts["gradient norm per layer"] == [r"grad_norm/.*"]
+    assert any(r"variance_shift" in t for tags in charts.values() for t in tags)
+
+
+def test_summary_has_the_train_eval_gap_precise_bn_gain_and_variance_shift(workdir):
+    proc = run_cli("train", "epochs=5", "progress=false", "dropout=0.5", "norm.precise_bn=true", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = run_dirs(workdir)
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["train_eval_gap"] == pytest.approx(s["final_val_acc_train_mode"] - s["final_val_acc"])
+    assert s["precise_bn_gain"] == pytest.approx(s["final_val_acc"] - s["final_val_acc_running_stats"])
+    assert set(s["variance_shift"]) == set(s["variance_shift_precise"]) == {"block1", "block2", "block3"}
+    assert s["variance_shift"]["block3"] > 1.1 and all(0.9 < v < 1.1 for v in s["variance_shift_precise"].values())
+    m = pd.read_csv(run_dir / "metrics.csv")
+    assert m[m.tag == "val/acc_running_stats"].value.iloc[-1] == s["final_val_acc_running_stats"]
 
 
 def test_checkpoint_loads_safely_and_reproduces_the_final_accuracy(default_run):
@@ -114,6 +185,10 @@ BAD_INPUT = [
     (["model.activation=swish"], "swish"),
     (["data=mnist", "data.root=nowhere"], "data.download=true"),
     (["batch_size=5000"], "batch_size=5000"),
+    (["probe_every=-1"], "probe_every=-1"),
+    (["probe_batch_size=1"], "probe_batch_size=1"),
+    (["norm.precise_bn_batches=0"], "norm.precise_bn_batches=0"),
+    (["norm=ln", "norm.precise_bn=true"], "norm.precise_bn"),
 ]
 
 

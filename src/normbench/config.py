@@ -73,6 +73,11 @@ class BatchNormConfig:
     eps: float = MISSING
     affine: bool = MISSING
     """learn a per-feature scale (gamma) and shift (beta)"""
+    precise_bn: bool = MISSING
+    """before each evaluation, recompute the population statistics over training batches
+    (weights frozen, dropout off) in place of the running averages; both accuracies are kept"""
+    precise_bn_batches: int = MISSING
+    """training batches precise BN averages over (all of the training split, if it has fewer)"""
 
 
 @dataclass
@@ -209,6 +214,11 @@ class TrainConfig:
     """write checkpoint.pt at the end of every epoch"""
     progress: bool = MISSING
     """show progress (a bar on a terminal, a line per epoch otherwise)"""
+    probe_every: int = MISSING
+    """measure activations, saturation, scale/shift and BatchNorm statistics on the probe
+    batch every this many steps, and at step 0; 0 turns probes off"""
+    probe_batch_size: int = MISSING
+    """samples in the fixed probe batch (the first of the training split)"""
 
 
 def register() -> None:

@@ -88,8 +88,14 @@ def outcome_fields(o, batch_size: int) -> dict:
         return dict.fromkeys(["final_val_acc", "final_val_loss", "final_train_loss", "final_train_acc",
                               "best_val_acc", "best_val_acc_step", "best_val_loss", "steps_to_target",
                               "seconds_to_target", "epochs_completed", "diverged_at_step", "steps_per_s",
-                              "samples_per_s", "train_time_s"])
+                              "samples_per_s", "train_time_s", "final_val_acc_train_mode", "train_eval_gap",
+                              "final_val_acc_running_stats", "precise_bn_gain", "variance_shift",
+                              "variance_shift_precise"])
     rate = o.steps / o.train_seconds if o.train_seconds > 0 else None
+    running = o.final.get("val/acc_running_stats")
+    shifts = {suffix: {tag.split("/")[1]: v for tag, v in o.final.items()
+                       if tag.startswith("bn/") and tag.endswith("/variance_shift" + suffix)} or None
+              for suffix in ("", "_precise")}
     return {
         "final_val_acc": o.final.get("val/acc"),
         "final_val_loss": o.final.get("val/loss"),
@@ -105,7 +111,41 @@ def outcome_fields(o, batch_size: int) -> dict:
         "steps_per_s": rate,
         "samples_per_s": rate and rate * batch_size,
         "train_time_s": o.train_seconds,
+        "final_val_acc_train_mode": o.final.get("val/acc_train_mode"),
+        "train_eval_gap": o.final.get("val/train_eval_gap"),
+        "final_val_acc_running_stats": running,
+        "precise_bn_gain": None if running is None else o.final["val/acc"] - running,
+        "variance_shift": shifts[""],
+        "variance_shift_precise": shifts["_precise"],
     }
+
+
+def hparams(config: dict, prefix: str = "") -> dict:
+    """The config flattened for TensorBoard's HParams tab: ``model.depth``, ``norm.name``, ...
+    Lists become strings (``[32, 64]``), booleans ``true``/``false``; null values are left out."""
+    flat: dict = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(hparams(value, f"{prefix}{key}."))
+        elif isinstance(value, bool):
+            flat[prefix + key] = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            flat[prefix + key] = str(list(value))
+        elif value is not None:
+            flat[prefix + key] = value
+    return flat
+
+
+# What the HParams tab shows beside each run's settings: the last value of these tags.
+HPARAM_METRICS = ["val/acc", "val/loss", "train/loss", "val/train_eval_gap", "summary/best_val_acc",
+                  "summary/steps_to_target", "summary/precise_bn_gain"]
+
+
+def summary_scalars(fields: dict) -> dict:
+    """The summary's numbers that no logged tag holds, as ``summary/<name>`` values logged at
+    the end of the run (metrics.csv and TensorBoard); those not measured are left out."""
+    return {f"summary/{k}": float(fields[k]) for k in ("best_val_acc", "steps_to_target", "precise_bn_gain")
+            if fields.get(k) is not None and math.isfinite(fields[k])}
 
 
 def _never_trained(cfg, t0: float) -> dict:
@@ -122,8 +162,8 @@ def train(cfg: DictConfig) -> dict:
 
     from .data import load_data
     from .models import build_model
-    from .rundir import METRICS, save_checkpoint, write_summary
-    from .sinks import CSVSink, ProgressSink, Sinks, TensorBoardSink
+    from .rundir import HISTOGRAMS, METRICS, save_checkpoint, write_summary
+    from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink
     from .trainer import Trainer
 
     hc = HydraConfig.get()
@@ -168,9 +208,11 @@ def train(cfg: DictConfig) -> dict:
         log.info("model:\n%s", model)
         log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
                  len(data.val), data.input_shape, device)
+        tensorboard = TensorBoardSink(run_dir)
         sinks = Sinks(
             CSVSink(run_dir / METRICS),
-            TensorBoardSink(run_dir),
+            HistogramCSVSink(run_dir / HISTOGRAMS),
+            tensorboard,
             ProgressSink(trainer.total_steps, cfg.epochs) if cfg.progress else None,
         )
         def after_epoch(tr):
@@ -180,6 +222,8 @@ def train(cfg: DictConfig) -> dict:
             outcome = trainer.run(sinks.log, after_epoch if cfg.checkpoint else None)
             summary["status"] = outcome.status
         finally:
+            sinks.log(trainer.step, trainer.epoch, summary_scalars(outcome_fields(outcome, cfg.batch_size)))
+            tensorboard.write_hparams({**hparams(summary["config"]), "status": summary["status"]}, HPARAM_METRICS)
             sinks.close()
     except Exception as e:  # recorded, never silently dropped
         error = e

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
+HISTOGRAMS = "histograms.csv"
 CHECKPOINT = "checkpoint.pt"
 STATUSES = ("completed", "diverged", "failed", "interrupted")
 

@@ -1,6 +1,8 @@
-"""Where logged values go: metrics.csv, TensorBoard, the terminal. Sinks know nothing
-about models; each takes ``(step, epoch, {tag: value})`` and the same tag means the
-same thing in every sink (``train/loss``, ``val/acc``, ``grad_norm/block1.linear``)."""
+"""Where logged values go: metrics.csv, histograms.csv, TensorBoard, the terminal. Sinks
+know nothing about models; each takes ``(step, epoch, {tag: value})``, where a value is a
+number or a :class:`~normbench.probes.Histogram`, and the same tag means the same thing
+in every sink (``train/loss``, ``val/acc``, ``grad_norm/block1.linear``,
+``act/block1/pre_norm``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,36 @@ import sys
 import time
 from pathlib import Path
 
+from .probes import Histogram
+
 CSV_COLUMNS = ["step", "epoch", "tag", "value", "wall_time"]
+HISTOGRAM_COLUMNS = ["step", "epoch", "tag", "left", "right", "count"]
+
+# TensorBoard's Custom Scalars tab: one chart per family, every layer (block) in it.
+# Each entry is a regular expression over tags.
+LAYOUT = {
+    "gradients": {
+        "gradient norm per layer": ["Multiline", [r"grad_norm/.*"]],
+        "update / weight per layer": ["Multiline", [r"update_ratio/.*"]],
+    },
+    "activations": {
+        "std entering the norm layer": ["Multiline", [r"act/[^/]+/pre_norm/std"]],
+        "std leaving the norm layer": ["Multiline", [r"act/[^/]+/post_norm/std"]],
+        "spread of per-feature variances entering the norm layer":
+            ["Multiline", [r"act/[^/]+/pre_norm/feature_var_std"]],
+        "dead (ReLU) or saturated (sigmoid, tanh) units": ["Multiline", [r"act/[^/]+/(dead|saturated)"]],
+    },
+    "normalization": {
+        "scale (gamma) mean": ["Multiline", [r"affine/[^/]+/gamma_mean"]],
+        "shift (beta) mean": ["Multiline", [r"affine/[^/]+/beta_mean"]],
+        "BatchNorm variance shift (running / eval-mode input variance)": ["Multiline", [r"bn/[^/]+/variance_shift.*"]],
+        "BatchNorm running / batch variance": ["Multiline", [r"bn/[^/]+/running_var_ratio"]],
+    },
+    "accuracy": {
+        "validation accuracy: eval mode, train mode, running statistics": ["Multiline", [r"val/acc.*"]],
+        "loss": ["Multiline", [r"train/loss", r"val/loss"]],
+    },
+}
 
 
 class CSVSink:
@@ -27,8 +58,30 @@ class CSVSink:
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
         now = time.time()
-        self._writer.writerows([step, epoch, tag, float(v), now] for tag, v in metrics.items())
+        self._writer.writerows([step, epoch, tag, float(v), now] for tag, v in metrics.items()
+                               if not isinstance(v, Histogram))
         self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class HistogramCSVSink:
+    """histograms.csv in long form, one row per bin: ``step,epoch,tag,left,right,count``,
+    the same bins TensorBoard gets. Flushed after every call."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "w", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(HISTOGRAM_COLUMNS)
+
+    def log(self, step: int, epoch: int, metrics: dict) -> None:
+        rows = [[step, epoch, tag, left, right, count]
+                for tag, h in metrics.items() if isinstance(h, Histogram)
+                for left, right, count in zip(h.edges[:-1], h.edges[1:], map(int, h.counts), strict=True)]
+        if rows:
+            self._writer.writerows(rows)
+            self._file.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -41,11 +94,26 @@ class TensorBoardSink:
         from torch.utils.tensorboard import SummaryWriter  # imports TensorBoard: only when a run starts
 
         self._writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10)
+        self._writer.add_custom_scalars(LAYOUT)
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
         now = time.time()
         for tag, value in metrics.items():
-            self._writer.add_scalar(tag, value, step, walltime=now)
+            if isinstance(value, Histogram):
+                self._writer.add_histogram_raw(tag, value.min, value.max, value.num, value.sum, value.sum_squares,
+                                               list(value.edges[1:]), list(value.counts), step, walltime=now)
+            else:
+                self._writer.add_scalar(tag, value, step, walltime=now)
+
+    def write_hparams(self, hparams: dict, metric_tags: list[str]) -> None:
+        """An HParams entry in this run's own event file (not a timestamped subdirectory, as
+        ``SummaryWriter.add_hparams`` makes), so each run directory is one row of the
+        HParams tab, its metrics the last values of ``metric_tags``."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+        for summary in hparams_summaries(hparams, dict.fromkeys(metric_tags, 0.0)):
+            self._writer.file_writer.add_summary(summary)
+        self._writer.flush()
 
     def close(self) -> None:
         self._writer.close()

@@ -6,16 +6,22 @@ One step (shapes for the digits MLP, batch B):
     idx = perm[i*B:(i+1)*B]          # (B,) indices into the device-resident split
     x, y = X[idx], Y[idx]            # (B, 1, 8, 8), (B,)
     loss = cross_entropy(model(x), y)
-    backward; [every log_every steps: per-layer gradient norms]; optimizer.step()
+    backward; [every log_every steps: per-layer gradient norms]
+    optimizer.step()
+    [every probe_every steps: update-to-weight ratios, probes on the fixed probe batch (probes.py)]
 
-Loss and accuracy are summed on the device and read back only every ``log_every``
-steps, so the loop does not wait on the device each step.
+Each step's loss and logits are kept on the device and reduced and read back only
+every ``log_every`` steps, so the loop neither waits on the device nor runs extra
+kernels each step. At the end of each epoch
+the validation split is evaluated in eval mode and with BatchNorm in train mode
+(``evaluate_now``).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -23,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batchnorm import bn_in_train_mode, recompute_bn_stats
 from .data import Data, Split
-from .models import parameterised_layers
+from .probes import GradNorms, Probes, UpdateRatios
 
 LogFn = Callable[[int, int, dict], None]  # (step, epoch, {tag: value})
 
@@ -54,43 +61,42 @@ def build_optimizer(cfg, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
 
 
-class GradNorms:
-    """L2 norm of the gradient of every parameterised layer and of all of them, with
-    PyTorch's fused multi-tensor norm (one kernel over all parameters, no Python loop
-    per parameter)."""
-
-    def __init__(self, model: nn.Module):
-        layers = parameterised_layers(model)
-        self.tags = [f"grad_norm/{name}" for name, _ in layers] + ["grad_norm/total"]
-        self.params = [p for _, ps in layers for p in ps]
-        self.layer_of = torch.tensor([i for i, (_, ps) in enumerate(layers) for _ in ps])
-        self.n_layers = len(layers)
-
-    def __call__(self) -> torch.Tensor:
-        """(layers + 1,) norms on the parameters' device; the last entry is the total."""
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        norms = torch.stack(torch._foreach_norm(grads))
-        if self.layer_of.device != norms.device:
-            self.layer_of = self.layer_of.to(norms.device)
-        sq = torch.zeros(self.n_layers, device=norms.device, dtype=norms.dtype)
-        sq.index_add_(0, self.layer_of, norms.square())
-        return torch.cat([sq, sq.sum().reshape(1)]).sqrt()
+@contextmanager
+def _eval_mode(model: nn.Module):
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``split`` in eval mode; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
+def evaluate(model: nn.Module, split: Split, batch_size: int, bn_mode: str = "eval") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``split``, dropout off; the model's modes are restored.
+
+    ``bn_mode="eval"``: BatchNorm uses its running statistics (the usual evaluation).
+    ``bn_mode="train"``: BatchNorm normalises each batch of ``batch_size`` with that batch's
+    statistics, as in training, and its running statistics are left alone. Only full
+    batches are used then (the whole split if it is smaller than one), so every batch
+    statistic is over ``batch_size`` samples, as in training."""
+    n = len(split)
+    if bn_mode == "train":
+        n = n // batch_size * batch_size or n
+        modes = bn_in_train_mode(model)
+    else:
+        modes = _eval_mode(model)
     loss = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
-    for i in range(0, len(split), batch_size):
-        x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
-        logits = model(x)
-        loss += F.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-    model.train(was_training)
-    return loss.item() / len(split), correct.item() / len(split)
+    with modes:
+        for i in range(0, n, batch_size):
+            j = min(i + batch_size, n)
+            x, y = split.x[i:j], split.y[i:j]
+            logits = model(x)
+            loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    return loss.item() / n, correct.item() / n
 
 
 class Trainer:
@@ -98,6 +104,9 @@ class Trainer:
         self.model, self.data, self.cfg = model, data, cfg
         self.optimizer = build_optimizer(cfg, model.parameters())
         self.grad_norms = GradNorms(model)
+        self.update_ratios = UpdateRatios(model)
+        n_probe = min(cfg.probe_batch_size, len(data.train))
+        self.probes = Probes(model, data.train.x[:n_probe], seed=cfg.seed) if cfg.probe_every > 0 else None
         self.shuffle = torch.Generator().manual_seed(cfg.seed)  # CPU: same order on every device
         self.step = 0
         self.epoch = 0
@@ -127,11 +136,14 @@ class Trainer:
         out = Outcome()
         started = time.perf_counter()
         excluded = 0.0  # seconds spent outside training steps (evaluation, checkpoints)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
+        losses: list[torch.Tensor] = []  # this window's losses and logits, read back when it is logged
+        outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         window_steps, window_start = 0, time.perf_counter()
         model.train()
+        probes = self.probes
         try:
+            if probes is not None and self.step == 0:  # the network as initialised
+                log(0, 0, probes.measure())
             while self.epoch < cfg.epochs:
                 epoch = self.epoch + 1
                 perm = torch.randperm(len(Y), generator=self.shuffle).to(device)
@@ -143,37 +155,42 @@ class Trainer:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     self.step += 1
-                    logging_now = self.step % every == 0
-                    if logging_now:
+                    # every log_every steps, and the last step so the end of the run is recorded
+                    recording = self.step % every == 0 or self.step == self.total_steps
+                    probing = probes is not None and self.step % cfg.probe_every == 0
+                    if recording:
                         gnorms = self.grad_norms()
+                    if probing:
+                        self.update_ratios.snapshot()
                     opt.step()
-                    loss_sum += loss.detach()
-                    correct += (logits.detach().argmax(1) == y).sum()
+                    losses.append(loss.detach())
+                    outputs.append((logits.detach(), y))
                     window_steps += 1
-                    last_step = self.step == self.total_steps
-                    if logging_now or last_step:
-                        if not logging_now:  # the window since the last record, so the end is logged too
-                            gnorms = self.grad_norms()
-                        # .item() waits for the device, so the window's time is read after it
-                        metrics = self._train_metrics(loss_sum.item() / window_steps,
-                                                      correct.item() / (window_steps * B), gnorms)
+                    if recording:
+                        # reading the values waits for the device, so the window's time is read after it
+                        metrics = self._train_metrics(losses, outputs, gnorms)
+                        losses, outputs = [], []
                         seconds = time.perf_counter() - window_start
                         metrics["perf/steps_per_s"] = window_steps / seconds
                         metrics["perf/samples_per_s"] = window_steps * B / seconds
                         log(self.step, epoch, metrics)
                         out.final.update({k: v for k, v in metrics.items() if k.startswith("train/")})
-                        loss_sum.zero_(), correct.zero_()
                         window_steps, window_start = 0, time.perf_counter()
                         if not (math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["grad_norm/total"])):
                             return self._diverged(out, started, excluded)
+                    if probing:
+                        ratios = self.update_ratios().tolist()
+                        log(self.step, epoch, {**dict(zip(self.update_ratios.tags, ratios, strict=True)),
+                                               **probes.measure()})
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # queued steps belong to training time, not evaluation
                 t = time.perf_counter()
-                val_loss, val_acc = evaluate(model, self.data.val, cfg.eval_batch_size)
+                metrics = self.evaluate_now()
                 self.epoch = epoch
-                log(self.step, epoch, {"val/loss": val_loss, "val/acc": val_acc})
-                out.final.update({"val/loss": val_loss, "val/acc": val_acc})
+                log(self.step, epoch, metrics)
+                out.final.update(metrics)
                 out.epochs_completed = epoch
+                val_loss, val_acc = metrics["val/loss"], metrics["val/acc"]
                 if out.best_val_acc is None or val_acc > out.best_val_acc:
                     out.best_val_acc, out.best_val_acc_step = val_acc, self.step
                 if math.isfinite(val_loss) and (out.best_val_loss is None or val_loss < out.best_val_loss):
@@ -194,8 +211,40 @@ class Trainer:
         out.train_seconds = out.wall_seconds - excluded
         return out
 
-    def _train_metrics(self, loss: float, acc: float, gnorms: torch.Tensor) -> dict:
-        metrics = {"train/loss": loss, "train/acc": acc, "lr": self.optimizer.param_groups[0]["lr"]}
+    def evaluate_now(self) -> dict:
+        """The validation metrics of the model as it is now.
+
+        ``val/loss``, ``val/acc``: eval mode, the way the model is used after training.
+        ``val/loss_train_mode``, ``val/acc_train_mode``: BatchNorm with the statistics of
+        each batch of ``batch_size`` instead (dropout off in both), and
+        ``val/train_eval_gap`` = train-mode minus eval-mode accuracy. Without BatchNorm the
+        two modes compute the same function, and the gap is 0.
+        With ``norm.precise_bn``, the running statistics are first evaluated as they are
+        (``val/loss_running_stats``, ``val/acc_running_stats``), then replaced by precise
+        population statistics, which ``val/acc`` uses and the checkpoint keeps.
+        With probes on, ``bn/<block>/variance_shift`` (and ``..._precise``) too."""
+        cfg, model, val = self.cfg, self.model, self.data.val
+        metrics: dict = {}
+        if self.probes is not None:
+            metrics.update(self.probes.variance_shift())
+        loss, acc = evaluate(model, val, cfg.eval_batch_size)
+        if cfg.norm.get("precise_bn", False):
+            metrics.update({"val/loss_running_stats": loss, "val/acc_running_stats": acc})
+            recompute_bn_stats(model, self.data.train.x, cfg.batch_size, cfg.norm.precise_bn_batches)
+            if self.probes is not None:
+                metrics.update(self.probes.variance_shift("_precise"))
+            loss, acc = evaluate(model, val, cfg.eval_batch_size)
+        train_loss, train_acc = evaluate(model, val, cfg.batch_size, bn_mode="train")
+        metrics.update({"val/loss": loss, "val/acc": acc, "val/loss_train_mode": train_loss,
+                        "val/acc_train_mode": train_acc, "val/train_eval_gap": train_acc - acc})
+        return metrics
+
+    def _train_metrics(self, losses: list, outputs: list, gnorms: torch.Tensor) -> dict:
+        """The window's mean training loss and accuracy, the learning rate and gradient norms."""
+        logits = torch.cat([o for o, _ in outputs])
+        correct = (logits.argmax(1) == torch.cat([y for _, y in outputs])).sum()
+        loss, correct = torch.stack([torch.stack(losses).float().mean(), correct.float()]).tolist()
+        metrics = {"train/loss": loss, "train/acc": correct / len(logits), "lr": self.optimizer.param_groups[0]["lr"]}
         metrics.update(zip(self.grad_norms.tags, gnorms.tolist(), strict=True))
         return metrics
 

@@ -67,6 +67,8 @@ def check_config(cfg: DictConfig) -> None:
     _number("target_acc", cfg.target_acc, 0, 1, lo_open=True)
     _integer("log_every", cfg.log_every, 1)
     _integer("eval_batch_size", cfg.eval_batch_size, 1)
+    _integer("probe_every", cfg.probe_every, 0)
+    _integer("probe_batch_size", cfg.probe_batch_size, 2)
     if not DEVICE.match(str(cfg.device)):
         _fail("device", cfg.device, "auto, cpu, cuda, cuda:N")
     _check_model(cfg.model)
@@ -110,6 +112,8 @@ def _check_norm(cfg: DictConfig) -> None:
         _number("norm.eps", n.eps, 0, lo_open=True)
     if "momentum" in n and n.momentum is not None:
         _number("norm.momentum", n.momentum, 0, 1)
+    if "precise_bn_batches" in n:
+        _integer("norm.precise_bn_batches", n.precise_bn_batches, 1)
     if n.name == "gn":
         _integer("norm.groups", n.groups, 1)
         widths = hidden_widths(cfg.model)

@@ -1,0 +1,87 @@
+"""What BatchNorm does differently in train and eval mode, measured without changing training.
+
+In train mode a BatchNorm layer normalises with the statistics of the current batch and
+updates its running averages; in eval mode it normalises with those running averages.
+The helpers here look at both sides:
+
+- ``frozen_bn_buffers``: run forward passes in train mode (probes, train-mode
+  evaluation) and put the running statistics back afterwards, so measuring never moves
+  them.
+- ``recompute_bn_stats``: precise BN. Replace the running averages by population
+  statistics averaged over training batches, with the weights frozen and dropout off
+  (eval-mode dropout), as at test time (Wu and Johnson 2021, "Rethinking Batch in
+  BatchNorm").
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
+    """The BatchNorm layers that keep running statistics."""
+    return [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+
+
+@contextmanager
+def frozen_bn_buffers(model: nn.Module):
+    """Whatever runs inside leaves every BatchNorm's running statistics as they were."""
+    layers = batchnorm_layers(model)
+    saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in layers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (mean, var, n) in zip(layers, saved, strict=True):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(n)
+
+
+@contextmanager
+def bn_in_train_mode(model: nn.Module):
+    """Eval mode everywhere (dropout off) except BatchNorm, which uses batch statistics;
+    running statistics untouched; the model's modes are restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    for m in batchnorm_layers(model):
+        m.train()
+    try:
+        with frozen_bn_buffers(model):
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int, max_batches: int) -> int:
+    """Precise BN: set every BatchNorm's running mean and variance to the average of its
+    batch statistics over the first ``max_batches`` batches of ``x`` (fewer if ``x`` has
+    fewer full batches), with dropout off and the weights untouched. Returns the number of
+    batches used. ``num_batches_tracked`` and ``momentum`` are left as they were."""
+    layers = batchnorm_layers(model)
+    n_batches = min(max_batches, max(1, len(x) // batch_size))
+    if not layers:
+        return 0
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in layers]
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        for m in layers:
+            m.train()
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: every batch weighs the same
+        for i in range(n_batches):
+            model(x[i * batch_size:(i + 1) * batch_size])
+    finally:
+        for m, (momentum, n) in zip(layers, saved, strict=True):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(n)
+        for m, training in modes:
+            m.training = training
+    return n_batches
