@@ -19,6 +19,7 @@ the validation split is evaluated in eval mode and with BatchNorm in train mode
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from contextlib import contextmanager
@@ -100,6 +101,10 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, bn_mode: str = "ev
 
 
 class Trainer:
+    """Trains ``model`` on ``data`` per ``cfg``. Everything needed to continue exactly where
+    it stopped, mid-epoch included, is in ``state_dict()``; ``load_state_dict`` restores it.
+    Setting ``stop`` (a signal handler does) ends ``run`` after the current step."""
+
     def __init__(self, model: nn.Module, data: Data, cfg):
         self.model, self.data, self.cfg = model, data, cfg
         self.optimizer = build_optimizer(cfg, model.parameters())
@@ -109,38 +114,74 @@ class Trainer:
         self.probes = Probes(model, data.train.x[:n_probe], seed=cfg.seed) if cfg.probe_every > 0 else None
         self.shuffle = torch.Generator().manual_seed(cfg.seed)  # CPU: same order on every device
         self.step = 0
-        self.epoch = 0
+        self.epoch = 0  # epochs completed (trained and evaluated)
         self.steps_per_epoch = len(data.train) // cfg.batch_size  # last incomplete batch dropped
+        self.perm: Optional[torch.Tensor] = None  # this epoch's order, once drawn
+        self.position = 0  # steps of this epoch done
+        self.losses: list[torch.Tensor] = []  # this logging window's losses and (logits, targets)
+        self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.outcome = Outcome()
+        self.stop = False
+        self.torn = False  # interrupted inside a step: the state is not one to save
 
     @property
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.cfg.epochs
 
     def state_dict(self) -> dict:
+        """Tensors, numbers, strings, None and containers of them: loads with weights_only=True."""
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
+            "position": self.position,
+            "perm": None if self.perm is None else self.perm.cpu(),
+            "window": None if not self.losses else {
+                "losses": torch.stack(self.losses).cpu(),
+                "logits": torch.cat([o for o, _ in self.outputs]).cpu(),
+                "targets": torch.cat([y for _, y in self.outputs]).cpu(),
+                "sizes": [len(y) for _, y in self.outputs],
+            },
+            "outcome": dataclasses.asdict(self.outcome),
             "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()},
         }
         if torch.cuda.is_available():
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state`` (a checkpoint loaded with map_location="cpu")."""
+        device = self.data.train.x.device
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.perm = None if state["perm"] is None else state["perm"].to(device)
+        window = state["window"]
+        self.losses, self.outputs = [], []
+        if window is not None:
+            self.losses = list(window["losses"].to(device).unbind())
+            logits, targets = window["logits"].to(device), window["targets"].to(device)
+            self.outputs = list(zip(logits.split(window["sizes"]), targets.split(window["sizes"]), strict=True))
+        self.outcome = Outcome(**state["outcome"])
+        self.outcome.status = "completed"
+        torch.set_rng_state(state["rng"]["torch"])
+        self.shuffle.set_state(state["rng"]["shuffle"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
     def run(self, log: LogFn, after_epoch: Optional[Callable[["Trainer"], None]] = None) -> Outcome:
+        """Train until ``cfg.epochs`` are done, the run diverges, or ``stop`` is set; from
+        where a loaded state left off. Returns the outcome, counted over every session."""
         cfg, model, opt = self.cfg, self.model, self.optimizer
         X, Y = self.data.train.x, self.data.train.y
         # plain ints: reading a DictConfig key costs ~25 us, a tenth of a digits MLP step's overhead budget
         B, every, total = cfg.batch_size, cfg.log_every, self.total_steps
         probe_every = cfg.probe_every
         device = X.device
-        out = Outcome()
-        started = time.perf_counter()
-        excluded = 0.0  # seconds spent outside training steps (evaluation, checkpoints)
-        losses: list[torch.Tensor] = []  # this window's losses and logits, read back when it is logged
-        outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        window_steps, window_start = 0, time.perf_counter()
+        out = self.outcome
+        clock = _Clock(out)
+        window_steps, window_start = len(self.losses), time.perf_counter()
         model.train()
         probes = self.probes
         try:
@@ -148,8 +189,12 @@ class Trainer:
                 log(0, 0, probes.measure())
             while self.epoch < cfg.epochs:
                 epoch = self.epoch + 1
-                perm = torch.randperm(len(Y), generator=self.shuffle).to(device)
-                for i in range(self.steps_per_epoch):
+                if self.perm is None:
+                    self.perm, self.position = torch.randperm(len(Y), generator=self.shuffle).to(device), 0
+                perm = self.perm
+                for i in range(self.position, self.steps_per_epoch):
+                    if self.stop:
+                        return clock.finish("interrupted", self.step)
                     idx = perm[i * B:(i + 1) * B]
                     x, y = X[idx], Y[idx]
                     logits = model(x)
@@ -165,53 +210,54 @@ class Trainer:
                     if probing:
                         self.update_ratios.snapshot()
                     opt.step()
-                    losses.append(loss.detach())
-                    outputs.append((logits.detach(), y))
+                    self.position = i + 1
+                    self.losses.append(loss.detach())
+                    self.outputs.append((logits.detach(), y))
                     window_steps += 1
                     if recording:
                         # reading the values waits for the device, so the window's time is read after it
-                        metrics = self._train_metrics(losses, outputs, gnorms)
-                        losses, outputs = [], []
+                        metrics, bad_step = self._train_metrics(gnorms)
                         seconds = time.perf_counter() - window_start
                         metrics["perf/steps_per_s"] = window_steps / seconds
                         metrics["perf/samples_per_s"] = window_steps * B / seconds
                         log(self.step, epoch, metrics)
-                        out.final.update({k: v for k, v in metrics.items() if k.startswith("train/")})
                         window_steps, window_start = 0, time.perf_counter()
-                        if not (math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["grad_norm/total"])):
-                            return self._diverged(out, started, excluded)
+                        if bad_step is not None:  # the last finite values stay in out.final
+                            out.diverged_at_step = bad_step
+                            return clock.finish("diverged", self.step)
+                        out.final.update({k: v for k, v in metrics.items() if k.startswith("train/")})
                     if probing:
                         ratios = self.update_ratios().tolist()
                         log(self.step, epoch, {**dict(zip(self.update_ratios.tags, ratios, strict=True)),
                                                **probes.measure()})
+                if self.stop:
+                    return clock.finish("interrupted", self.step)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # queued steps belong to training time, not evaluation
-                t = time.perf_counter()
-                metrics = self.evaluate_now()
-                self.epoch = epoch
-                log(self.step, epoch, metrics)
-                out.final.update(metrics)
-                out.epochs_completed = epoch
-                val_loss, val_acc = metrics["val/loss"], metrics["val/acc"]
-                if out.best_val_acc is None or val_acc > out.best_val_acc:
-                    out.best_val_acc, out.best_val_acc_step = val_acc, self.step
-                if math.isfinite(val_loss) and (out.best_val_loss is None or val_loss < out.best_val_loss):
-                    out.best_val_loss = val_loss
-                if out.steps_to_target is None and val_acc >= cfg.target_acc:
-                    out.steps_to_target = self.step
-                    out.seconds_to_target = t - started - excluded
-                if not math.isfinite(val_loss):
-                    return self._diverged(out, started, excluded)
-                if after_epoch is not None:
-                    after_epoch(self)
-                excluded += time.perf_counter() - t
+                with clock.excluded() as t:
+                    metrics = self.evaluate_now()
+                    log(self.step, epoch, metrics)
+                    val_loss, val_acc = metrics["val/loss"], metrics["val/acc"]
+                    if not math.isfinite(val_loss):
+                        out.diverged_at_step = self.step
+                        return clock.finish("diverged", self.step)
+                    self.epoch, self.perm, self.position = epoch, None, 0
+                    out.final.update(metrics)
+                    out.epochs_completed = epoch
+                    if out.best_val_acc is None or val_acc > out.best_val_acc:
+                        out.best_val_acc, out.best_val_acc_step = val_acc, self.step
+                    if out.best_val_loss is None or val_loss < out.best_val_loss:
+                        out.best_val_loss = val_loss
+                    if out.steps_to_target is None and val_acc >= cfg.target_acc:
+                        out.steps_to_target = self.step
+                        out.seconds_to_target = clock.train_seconds(t)
+                    if after_epoch is not None:
+                        after_epoch(self)
                 window_start += time.perf_counter() - t
-        except KeyboardInterrupt:
-            out.status = "interrupted"
-        out.steps = self.step
-        out.wall_seconds = time.perf_counter() - started
-        out.train_seconds = out.wall_seconds - excluded
-        return out
+        except KeyboardInterrupt:  # a second Ctrl-C, or no handler installed: the state may be mid-step
+            self.torn = True
+            return clock.finish("interrupted", self.step)
+        return clock.finish("completed", self.step)
 
     def evaluate_now(self) -> dict:
         """The validation metrics of the model as it is now.
@@ -241,17 +287,47 @@ class Trainer:
                         "val/acc_train_mode": train_acc, "val/train_eval_gap": train_acc - acc})
         return metrics
 
-    def _train_metrics(self, losses: list, outputs: list, gnorms: torch.Tensor) -> dict:
-        """The window's mean training loss and accuracy, the learning rate and gradient norms."""
-        logits = torch.cat([o for o, _ in outputs])
-        correct = (logits.argmax(1) == torch.cat([y for _, y in outputs])).sum()
-        loss, correct = torch.stack([torch.stack(losses).float().mean(), correct.float()]).tolist()
+    def _train_metrics(self, gnorms: torch.Tensor) -> tuple[dict, Optional[int]]:
+        """The window's mean training loss and accuracy, the learning rate and gradient
+        norms; and the first step of the window whose loss (or, at its end, gradient) is
+        not finite, or None. The window is emptied."""
+        losses = torch.stack(self.losses).float()
+        logits = torch.cat([o for o, _ in self.outputs])
+        correct = (logits.argmax(1) == torch.cat([y for _, y in self.outputs])).sum()
+        loss, correct = torch.stack([losses.mean(), correct.float()]).tolist()
         metrics = {"train/loss": loss, "train/acc": correct / len(logits), "lr": self.optimizer.param_groups[0]["lr"]}
         metrics.update(zip(self.grad_norms.tags, gnorms.tolist(), strict=True))
-        return metrics
+        bad_step = None
+        if not (math.isfinite(loss) and math.isfinite(metrics["grad_norm/total"])):
+            first = int((~losses.isfinite()).nonzero()[0]) if not math.isfinite(loss) else len(losses) - 1
+            bad_step = self.step - len(losses) + 1 + first
+        self.losses, self.outputs = [], []
+        return metrics, bad_step
 
-    def _diverged(self, out: Outcome, started: float, excluded: float) -> Outcome:
-        out.status, out.diverged_at_step, out.steps = "diverged", self.step, self.step
-        out.wall_seconds = time.perf_counter() - started
-        out.train_seconds = out.wall_seconds - excluded
-        return out
+
+class _Clock:
+    """Training time over every session of a run: evaluation and checkpoints excluded."""
+
+    def __init__(self, out: Outcome):
+        self.out = out
+        self.prior_train, self.prior_wall = out.train_seconds, out.wall_seconds
+        self.started = time.perf_counter()
+        self.excluded_s = 0.0
+
+    @contextmanager
+    def excluded(self):
+        t = time.perf_counter()
+        try:
+            yield t
+        finally:
+            self.excluded_s += time.perf_counter() - t
+
+    def train_seconds(self, now: float) -> float:
+        return self.prior_train + now - self.started - self.excluded_s
+
+    def finish(self, status: str, steps: int) -> Outcome:
+        now = time.perf_counter()
+        self.out.status, self.out.steps = status, steps
+        self.out.wall_seconds = self.prior_wall + now - self.started
+        self.out.train_seconds = self.train_seconds(now)
+        return self.out
