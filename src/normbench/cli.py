@@ -7,14 +7,54 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from . import __version__
 
 
+def _resume_args(args: list[str]) -> list[str]:
+    """``normbench train resume=<run dir> [overrides]``: the run's own overrides (from its
+    .hydra/overrides.yaml), then those given, and Hydra's run directory set to the run's,
+    so the run goes on in its own directory with its own settings."""
+    given = [a for a in args if a.startswith("resume=")]
+    if not given or {"-m", "--multirun"} & set(args):
+        return args
+    from .errors import UsageError
+
+    value = given[-1].split("=", 1)[1]
+    run_dir = Path(value).expanduser()
+    if not run_dir.is_dir():
+        raise UsageError(f"resume={value}: no such directory; allowed: a run directory (outputs/runs/<date>/<time>)")
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    if not overrides.is_file():
+        raise UsageError(f"resume={value}: not a run directory: no .hydra/overrides.yaml in it; allowed: a "
+                         f"directory normbench train made")
+    import yaml
+
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    merged = {key(o): o for o in (yaml.safe_load(overrides.read_text()) or []) if key(o) != "resume"}
+    rest = []
+    for a in args:
+        if "=" in a and not a.startswith("-"):
+            merged[key(a)] = a
+        else:
+            rest.append(a)
+    merged["resume"] = f"resume={run_dir.resolve()}"
+    return [*rest, *merged.values(), f"hydra.run.dir={run_dir.resolve()}"]
+
+
 def _train(args: list[str]) -> int:
+    from .errors import UsageError
     from .run import hydra_main
 
+    try:
+        args = _resume_args(args)
+    except UsageError as e:
+        print(f"normbench: error: {e}", file=sys.stderr)
+        return e.exit_code
     sys.argv = ["normbench train", *args]  # Hydra reads its flags and overrides from sys.argv
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for Hydra's full tracebacks
         hydra_main()

@@ -219,6 +219,9 @@ class TrainConfig:
     batch every this many steps, and at step 0; 0 turns probes off"""
     probe_batch_size: int = MISSING
     """samples in the fixed probe batch (the first of the training split)"""
+    resume: Optional[str] = None
+    """a run directory to continue from its checkpoint.pt, in that directory, with its
+    own settings (epochs, device and progress may change)"""
 
 
 def register() -> None:

@@ -13,9 +13,12 @@ import logging
 import math
 import platform
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -148,6 +151,46 @@ def summary_scalars(fields: dict) -> dict:
             if fields.get(k) is not None and math.isfinite(fields[k])}
 
 
+# what may differ between a run and its resumption
+RESUME_MAY_CHANGE = ("epochs", "device", "progress", "resume")
+
+
+class NothingToDo(Exception):
+    """Resuming a run that has already done all its epochs."""
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def resume_checkpoint(cfg, config: dict) -> dict:
+    """The checkpoint of the run ``cfg.resume``, after checking that ``config`` is that
+    run's own (but for ``RESUME_MAY_CHANGE``) and that there is something left to do."""
+    from .rundir import load_checkpoint
+
+    state = load_checkpoint(Path(cfg.resume))
+    saved, now = _flat(state["config"]), _flat(config)
+    for key in sorted(set(saved) | set(now)):
+        if key not in RESUME_MAY_CHANGE and saved.get(key) != now.get(key):
+            raise UsageError(f"resume={cfg.resume}: {key}={now.get(key)} differs from the run's {key}="
+                             f"{saved.get(key)}; allowed: the run's own settings (epochs, device and progress "
+                             f"may change)")
+    done = state["epoch"]
+    if done > cfg.epochs or (done == cfg.epochs and state["position"] == 0 and done > 0):
+        if done > cfg.epochs:
+            raise UsageError(f"epochs={cfg.epochs} is not allowed with resume={cfg.resume}: the run has done "
+                             f"{done} epochs; allowed: epochs >= {done}")
+        raise NothingToDo(f"resume={cfg.resume}: the run has done its {done} epochs; nothing to do "
+                          f"(epochs=N with N > {done} trains it longer)")
+    return state
+
+
 def _never_trained(cfg, t0: float) -> dict:
     """The rest of summary.json for a run that stopped before training: same keys, nulls."""
     return {**outcome_fields(None, cfg.batch_size), "target_acc": cfg.target_acc, "steps": 0,
@@ -162,7 +205,7 @@ def train(cfg: DictConfig) -> dict:
 
     from .data import load_data
     from .models import build_model
-    from .rundir import HISTOGRAMS, METRICS, save_checkpoint, write_summary
+    from .rundir import CHECKPOINT, HISTOGRAMS, METRICS, save_checkpoint, write_summary
     from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink
     from .trainer import Trainer
 
@@ -185,14 +228,19 @@ def train(cfg: DictConfig) -> dict:
         device = resolve_device(cfg.device)
         data = load_data(cfg.data, device)
         check_against_data(cfg, len(data.train), data.input_shape)
+        checkpoint = resume_checkpoint(cfg, summary["config"]) if cfg.resume else None
     except UsageError as e:
         if sweeping:  # recorded in its own directory; the rest of the sweep goes on
             summary.update(_never_trained(cfg, t0), error=str(e))
             write_summary(run_dir, summary)
             raise
-        _discard_hydra_files(run_dir)
+        if not cfg.resume:  # never remove anything from the run being resumed
+            _discard_hydra_files(run_dir)
         print(f"normbench: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except NothingToDo as e:
+        print(f"normbench: {e}")
+        return {}
     except Exception as e:  # not the user's input: recorded as a failed run, never dropped
         summary.update(_never_trained(cfg, t0), error=f"{type(e).__name__}: {e}")
         log.error("run failed before training:\n%s", traceback.format_exc())
@@ -205,24 +253,42 @@ def train(cfg: DictConfig) -> dict:
         model = build_model(cfg, data.input_shape, data.num_classes).to(device)
         summary["num_params"] = sum(p.numel() for p in model.parameters())
         trainer = Trainer(model, data, cfg)
+        resume_step = None
+        if cfg.resume:
+            for stale in run_dir.glob(".*.tmp"):  # a write that a killed process left unfinished
+                stale.unlink()
+            trainer.load_state_dict(checkpoint)
+            resume_step = trainer.step
+            log.info("resumed from %s at step %d (epoch %d, step %d of it)", run_dir / CHECKPOINT, trainer.step,
+                     trainer.epoch + 1, trainer.position)
         log.info("model:\n%s", model)
         log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
                  len(data.val), data.input_shape, device)
-        tensorboard = TensorBoardSink(run_dir)
+        tensorboard = TensorBoardSink(run_dir, resume_step)
         sinks = Sinks(
-            CSVSink(run_dir / METRICS),
-            HistogramCSVSink(run_dir / HISTOGRAMS),
+            CSVSink(run_dir / METRICS, resume_step),
+            HistogramCSVSink(run_dir / HISTOGRAMS, resume_step),
             tensorboard,
-            ProgressSink(trainer.total_steps, cfg.epochs) if cfg.progress else None,
+            ProgressSink(trainer.total_steps, cfg.epochs, start=trainer.step) if cfg.progress else None,
         )
-        def after_epoch(tr):
+
+        def save(tr):
             save_checkpoint(run_dir, {**tr.state_dict(), "config": summary["config"], "normbench_version": __version__})
 
+        def after_epoch(tr):
+            sinks.flush()  # a crash loses at most the steps since the last epoch in TensorBoard
+            if cfg.checkpoint:
+                save(tr)
+
         try:
-            outcome = trainer.run(sinks.log, after_epoch if cfg.checkpoint else None)
+            with stop_on_signals(trainer):
+                outcome = trainer.run(sinks.log, after_epoch)
             summary["status"] = outcome.status
+            if outcome.status == "interrupted" and cfg.checkpoint and not trainer.torn:
+                save(trainer)  # exactly where it stopped, so resume=<run dir> goes on from there
         finally:
-            sinks.log(trainer.step, trainer.epoch, summary_scalars(outcome_fields(outcome, cfg.batch_size)))
+            if summary["status"] in ("completed", "diverged"):  # final: logged once
+                sinks.log(trainer.step, trainer.epoch, summary_scalars(outcome_fields(outcome, cfg.batch_size)))
             tensorboard.write_hparams({**hparams(summary["config"]), "status": summary["status"]}, HPARAM_METRICS)
             sinks.close()
     except Exception as e:  # recorded, never silently dropped
@@ -246,8 +312,37 @@ def train(cfg: DictConfig) -> dict:
     if error is not None:
         raise RunFailed(f"run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}") from error
     if summary["status"] == "interrupted" and not sweeping:
-        sys.exit(130)
+        sys.exit(128 + (trainer.stop or signal.SIGINT))  # 130 after Ctrl-C, 143 after SIGTERM
     return summary
+
+
+@contextmanager
+def stop_on_signals(trainer):
+    """SIGINT (Ctrl-C) and SIGTERM (kill, SLURM's preemption) set ``trainer.stop`` to the
+    signal's number: the run ends after the current step, its checkpoint and metrics
+    written. A second signal acts as it would have without normbench. Handlers can only be
+    set in the main thread; elsewhere the signals keep their usual effect."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signums}
+
+    def on_signal(signum, _frame):
+        trainer.stop = signum
+        for s in signums:
+            signal.signal(s, previous[s])
+        log.warning("%s: stopping after this step; a second one stops at once", signal.Signals(signum).name)
+        print(f"\nnormbench: {signal.Signals(signum).name}: stopping after this step, saving the checkpoint",
+              file=sys.stderr, flush=True)
+
+    for s in signums:
+        signal.signal(s, on_signal)
+    try:
+        yield
+    finally:
+        for s in signums:
+            signal.signal(s, previous[s])
 
 
 def _report(s: dict, run_dir: Path) -> None:

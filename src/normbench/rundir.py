@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import UsageError
+
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
 HISTOGRAMS = "histograms.csv"
@@ -52,3 +54,67 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
     import torch
 
     _atomic(run_dir / CHECKPOINT, lambda f: torch.save(state, f))
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "epoch", "rng", "config")
+
+
+def checkpoint_path(path: Path) -> Path:
+    """The checkpoint a user named: a run directory's checkpoint.pt, or the file itself."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / CHECKPOINT).is_file():
+            raise UsageError(f"{path}: no {CHECKPOINT} in this directory; allowed: a run directory that kept "
+                             f"one (checkpoint=true, the default), or a checkpoint file")
+        return path / CHECKPOINT
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory; allowed: a run directory or a checkpoint file")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A normbench checkpoint, loaded on the CPU with ``torch.load(weights_only=True)``: a
+    file that would need to unpickle Python objects (which can run code) is refused.
+    Every problem is a UsageError of one line."""
+    import pickle
+
+    import torch
+
+    path = checkpoint_path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message: a paragraph on weights_only, then what it would not load
+        globals_ = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line]
+        if globals_:  # a pickled object: loading it would call that function
+            raise UsageError(f"{path}: refused: it holds pickled Python objects, which could run code when "
+                             f"loaded; normbench loads checkpoints with torch.load(weights_only=True) "
+                             f"({globals_[0].rstrip('.')})") from e
+        raise UsageError(f"{path}: not a readable checkpoint (corrupt, truncated or not a PyTorch file)") from e
+    except Exception as e:  # torch.load's errors for a file that is not a readable checkpoint vary
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"{path}: not a readable checkpoint (corrupt, truncated or not a PyTorch file): "
+                         f"{type(e).__name__}: {first}") from e
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise UsageError(f"{path}: not a normbench checkpoint: no {', '.join(missing)}; allowed: the "
+                         f"{CHECKPOINT} of a normbench run")
+    return state
+
+
+def keep_rows_up_to(path: Path, step: int, columns: int) -> None:
+    """Resuming at ``step``: keep the rows of a CSV log written up to and including that
+    step (rows after it belong to the part of the run being redone; a torn last line,
+    from a killed process, is dropped). At step 0 nothing is kept: the step-0 probes are
+    measured again."""
+    import csv
+    import io
+
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if step > 0 and len(r) == columns and r[0].isdigit() and int(r[0]) <= step]
+    out = io.StringIO()
+    csv.writer(out).writerows(kept)
+    _atomic(path, lambda f: f.write(out.getvalue().encode()))

@@ -10,8 +10,10 @@ import csv
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from .probes import Histogram
+from .rundir import keep_rows_up_to
 
 CSV_COLUMNS = ["step", "epoch", "tag", "value", "wall_time"]
 HISTOGRAM_COLUMNS = ["step", "epoch", "tag", "left", "right", "count"]
@@ -43,6 +45,19 @@ LAYOUT = {
 }
 
 
+def _open_csv(path: Path, columns: list[str], resume_step: Optional[int]):
+    """A CSV log opened for writing: new, or when resuming at ``resume_step``, with the
+    rows up to that step kept and appended to."""
+    if resume_step is not None and path.exists():
+        keep_rows_up_to(path, resume_step, len(columns))
+        f = open(path, "a", newline="")
+        return f, csv.writer(f)
+    f = open(path, "w", newline="")
+    writer = csv.writer(f)
+    writer.writerow(columns)
+    return f, writer
+
+
 class CSVSink:
     """metrics.csv in long form, one row per value: ``step,epoch,tag,value,wall_time``.
 
@@ -51,10 +66,8 @@ class CSVSink:
     (shortest round-trip repr), and the file is flushed after every call, so a crash
     loses nothing already logged."""
 
-    def __init__(self, path: Path):
-        self._file = open(path, "w", newline="")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(CSV_COLUMNS)
+    def __init__(self, path: Path, resume_step: Optional[int] = None):
+        self._file, self._writer = _open_csv(path, CSV_COLUMNS, resume_step)
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
         now = time.time()
@@ -70,10 +83,8 @@ class HistogramCSVSink:
     """histograms.csv in long form, one row per bin: ``step,epoch,tag,left,right,count``,
     the same bins TensorBoard gets. Flushed after every call."""
 
-    def __init__(self, path: Path):
-        self._file = open(path, "w", newline="")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(HISTOGRAM_COLUMNS)
+    def __init__(self, path: Path, resume_step: Optional[int] = None):
+        self._file, self._writer = _open_csv(path, HISTOGRAM_COLUMNS, resume_step)
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
         rows = [[step, epoch, tag, left, right, count]
@@ -88,12 +99,15 @@ class HistogramCSVSink:
 
 
 class TensorBoardSink:
-    """One SummaryWriter for the run, writing into the run directory itself."""
+    """One SummaryWriter for the run, writing into the run directory itself. Resuming at
+    step S, a new event file starts with a purge at S + 1: TensorBoard drops what the
+    earlier session logged after S, the part being redone (at S = 0, everything)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, resume_step: Optional[int] = None):
         from torch.utils.tensorboard import SummaryWriter  # imports TensorBoard: only when a run starts
 
-        self._writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10)
+        purge = None if resume_step is None else resume_step + 1 if resume_step > 0 else 0
+        self._writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10, purge_step=purge)
         self._writer.add_custom_scalars(LAYOUT)
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
@@ -115,6 +129,9 @@ class TensorBoardSink:
             self._writer.file_writer.add_summary(summary)
         self._writer.flush()
 
+    def flush(self) -> None:
+        self._writer.flush()
+
     def close(self) -> None:
         self._writer.close()
 
@@ -122,16 +139,17 @@ class TensorBoardSink:
 class ProgressSink:
     """A progress bar on a terminal; one line per epoch when output is not a terminal."""
 
-    def __init__(self, total_steps: int, epochs: int, stream=None):
+    def __init__(self, total_steps: int, epochs: int, stream=None, start: int = 0):
         self._stream = stream or sys.stderr
         self._epochs = epochs
         self._bar = None
-        self._step = 0
+        self._step = start
         self._last: dict = {}
         if self._stream.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_steps, unit="step", file=self._stream, dynamic_ncols=True, leave=True)
+            self._bar = tqdm(total=total_steps, initial=start, unit="step", file=self._stream, dynamic_ncols=True,
+                             leave=True)
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
         self._last.update({k: v for k, v in metrics.items() if k in ("train/loss", "val/loss", "val/acc")})
@@ -157,6 +175,12 @@ class Sinks:
     def log(self, step: int, epoch: int, metrics: dict) -> None:
         for s in self.sinks:
             s.log(step, epoch, metrics)
+
+    def flush(self) -> None:
+        """Everything logged so far on disk (the CSV sinks flush at every call anyway)."""
+        for s in self.sinks:
+            if hasattr(s, "flush"):
+                s.flush()
 
     def close(self) -> None:
         for s in self.sinks:

@@ -1,0 +1,154 @@
+"""Faults: real signals to a real ``normbench train``, resume, SIGKILL, divergence, safe
+checkpoints and ``normbench evaluate``."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import normbench_command, run_cli, run_dirs
+from normbench.rundir import CHECKPOINT, save_checkpoint
+from test_trainer import collect, trainer_for
+
+ARGS = ["train", "epochs=30", "dropout=0.3", "progress=false"]  # 660 steps; dropout: the RNG matters too
+COMPARED = ["step", "epoch", "tag", "value"]  # wall_time and perf/ differ between any two runs
+
+
+def start(cwd: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.Popen(normbench_command() + list(args), cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_step(cwd: Path, step: int, proc: subprocess.Popen, file: str = "metrics.csv") -> Path:
+    """The run directory, once its metrics.csv has a row at ``step`` or later (and ``file`` exists)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for d in (cwd / "outputs").glob("runs/*/*"):
+            m = d / "metrics.csv"
+            if (d / file).exists() and m.exists():
+                rows = m.read_text().splitlines()[1:]
+                if any(r.split(",")[0].isdigit() and int(r.split(",")[0]) >= step for r in rows[:-1]):
+                    return d
+        time.sleep(0.02)
+    raise AssertionError("the run did not get there in time")
+
+
+def results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    m = pd.read_csv(run_dir / "metrics.csv")
+    m = m[~m.tag.str.startswith("perf/")][COMPARED].reset_index(drop=True)
+    s = json.loads((run_dir / "summary.json").read_text())
+    numbers = {k: v for k, v in s.items() if k.startswith(("final_", "best_", "steps", "epochs", "variance"))
+               and k not in ("steps_per_s",)}
+    return m, pd.read_csv(run_dir / "histograms.csv"), numbers
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("uninterrupted")
+    assert run_cli(*ARGS, cwd=cwd).returncode == 0
+    (run_dir,) = run_dirs(cwd)
+    return results(run_dir)
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_the_run_cleanly_and_resume_gives_the_uninterrupted_numbers(workdir, uninterrupted, signum,
+                                                                                 code):
+    proc = start(workdir, *ARGS)
+    run_dir = wait_for_step(workdir, 100, proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "stopping after this step" in err and "Traceback" not in err
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "interrupted" and 100 <= s["steps"] < 660
+    ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    assert ckpt["step"] == s["steps"]  # saved where it stopped, mid-epoch
+    assert pd.read_csv(run_dir / "metrics.csv").step.max() <= s["steps"]
+
+    proc = run_cli("train", f"resume={run_dir}", "progress=false", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert run_dirs(workdir) == [run_dir]  # in the run's own directory
+    metrics, histograms, numbers = results(run_dir)
+    expected_metrics, expected_histograms, expected_numbers = uninterrupted
+    pd.testing.assert_frame_equal(metrics, expected_metrics, check_exact=True)
+    pd.testing.assert_frame_equal(histograms, expected_histograms, check_exact=True)
+    assert numbers == expected_numbers
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_sigkill_leaves_a_whole_checkpoint_and_a_resumable_run(workdir, uninterrupted):
+    proc = start(workdir, *ARGS)
+    run_dir = wait_for_step(workdir, 250, proc, file=CHECKPOINT)
+    proc.kill()
+    proc.wait()
+    ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)  # never torn: written atomically
+    assert ckpt["step"] % 22 == 0 and ckpt["step"] >= 22
+    proc = run_cli("train", f"resume={run_dir}", "progress=false", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert not list(run_dir.glob(".*.tmp"))  # a write the kill cut short is cleaned up
+    metrics, histograms, numbers = results(run_dir)
+    pd.testing.assert_frame_equal(metrics, uninterrupted[0], check_exact=True)
+    assert numbers == uninterrupted[2]
+
+
+def test_an_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, {"step": 1, "w": torch.ones(3)})
+
+    def torn_save(obj, f, *a, **k):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, {"step": 2, "w": torch.zeros(3)})
+    monkeypatch.undo()
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]
+
+
+def test_divergence_is_reported_at_the_step_it_happened_with_the_last_finite_metrics():
+    outcome, rows = collect(trainer_for("norm=none", "lr=1e4", "epochs=5", "log_every=1"))
+    first_bad = next(s for s, _, m in rows if "train/loss" in m and not m["train/loss"] < float("inf"))
+    outcome10, _ = collect(trainer_for("norm=none", "lr=1e4", "epochs=5", "log_every=10"))
+    assert outcome.status == outcome10.status == "diverged"
+    assert outcome.diverged_at_step == outcome10.diverged_at_step == first_bad
+    assert first_bad % 10 != 0  # found inside a logging window, not at its end
+    last_finite = next(m for s, _, m in rows if s == first_bad - 1 and "train/loss" in m)
+    assert outcome.final["train/loss"] == last_finite["train/loss"] < float("inf")  # kept, not the NaN
+    assert "train/loss" not in outcome10.final  # no finite window was recorded: nothing to keep
+
+
+def test_evaluate_prints_what_training_recorded(workdir):
+    assert run_cli("train", "epochs=3", "progress=false", "dropout=0.2", cwd=workdir).returncode == 0
+    (run_dir,) = run_dirs(workdir)
+    s = json.loads((run_dir / "summary.json").read_text())
+    proc = run_cli("evaluate", str(run_dir), "--json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert (r["loss"], r["acc"]) == (pytest.approx(s["final_val_loss"], rel=1e-6), s["final_val_acc"])
+    assert r["samples"] == 360 and r["step"] == 66 and r["epoch"] == 3
+    proc = run_cli("evaluate", str(run_dir / CHECKPOINT), cwd=workdir.parent)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"val: loss {s['final_val_loss']:.4f}  acc "
+                                                           f"{s['final_val_acc']:.4f}  (360 samples, eval mode")
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(workdir):
+    marker = workdir / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"model": Payload(), "config": {}}, workdir / "evil.pt")
+    proc = run_cli("evaluate", "evil.pt", cwd=workdir)
+    assert proc.returncode == 2 and not marker.exists()
+    assert proc.stderr.startswith("normbench: error: evil.pt: refused: it holds pickled Python objects")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
