@@ -1,6 +1,7 @@
 """The ``normbench`` command: a table of subcommands.
 
     normbench train [overrides]     train one configuration (Hydra; -m sweeps a grid)
+    normbench evaluate <run dir>    loss and accuracy of its checkpoint, in eval mode
 """
 
 from __future__ import annotations
@@ -103,9 +104,21 @@ def _one_line(e: BaseException) -> str:
     return first
 
 
+def _evaluate(args: list[str]) -> int:
+    from .errors import UsageError
+    from .evaluate import main
+
+    try:
+        return main(args)
+    except UsageError as e:
+        print(f"normbench: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
 # name -> (what it does, how to run it with the remaining arguments)
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train one configuration, or sweep a grid with -m (Hydra overrides: key=value)", _train),
+    "evaluate": ("loss and accuracy of a run's checkpoint on the validation (or test) split", _evaluate),
 }
 
 
