@@ -43,19 +43,33 @@ def frozen_bn_buffers(model: nn.Module):
 
 
 @contextmanager
-def bn_in_train_mode(model: nn.Module):
-    """Eval mode everywhere (dropout off) except BatchNorm, which uses batch statistics;
-    running statistics untouched; the model's modes are restored afterwards."""
+def restored_modes(model: nn.Module):
+    """Whatever runs inside may switch modules between train and eval mode; every module
+    gets its own mode back afterwards."""
     modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    for m in batchnorm_layers(model):
-        m.train()
     try:
-        with frozen_bn_buffers(model):
-            yield
+        yield
     finally:
         for m, training in modes:
             m.training = training
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Eval mode everywhere inside; the modes as they were afterwards."""
+    with restored_modes(model):
+        model.eval()
+        yield
+
+
+@contextmanager
+def bn_in_train_mode(model: nn.Module):
+    """Eval mode everywhere (dropout off) except BatchNorm, which uses batch statistics;
+    running statistics untouched; the model's modes are restored afterwards."""
+    with eval_mode(model), frozen_bn_buffers(model):
+        for m in batchnorm_layers(model):
+            m.train()
+        yield
 
 
 @torch.no_grad()
@@ -69,19 +83,16 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int, max_b
     if not layers:
         return 0
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in layers]
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
     try:
-        for m in layers:
-            m.train()
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: every batch weighs the same
-        for i in range(n_batches):
-            model(x[i * batch_size:(i + 1) * batch_size])
+        with eval_mode(model):
+            for m in layers:
+                m.train()
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average: every batch weighs the same
+            for i in range(n_batches):
+                model(x[i * batch_size:(i + 1) * batch_size])
     finally:
         for m, (momentum, n) in zip(layers, saved, strict=True):
             m.momentum = momentum
             m.num_batches_tracked.copy_(n)
-        for m, training in modes:
-            m.training = training
     return n_batches

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .batchnorm import frozen_bn_buffers
+from .batchnorm import eval_mode, frozen_bn_buffers, restored_modes
 from .models import parameterised_layers
 
 BINS = 30
@@ -191,7 +191,7 @@ class Probes:
     """Measures the probe batch ``x`` in ``model``; see the module docstring for the tags."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, seed: int = 0, bins: int = BINS):
-        self.model, self.x, self.seed, self.bins = model, x, seed, bins
+        self.model, self.x, self.bins = model, x, bins
         self.blocks = hidden_blocks(model)
         self.bn_blocks = [(name, b.norm) for name, b in self.blocks
                           if isinstance(b.norm, _BatchNorm) and b.norm.track_running_stats]
@@ -234,13 +234,9 @@ class Probes:
     def measure(self) -> dict:
         """{tag: float or Histogram} from one train-mode pass of the probe batch."""
         modules = {f"{n}.{part}": getattr(b, part) for n, b in self.blocks for part in ("norm", "act")}
-        was_training = self.model.training
-        with frozen_bn_buffers(self.model), self._seeded_rng():  # the same dropout masks at every probe
-            self.model.train()
-            try:
-                seen = self._capture(modules)
-            finally:
-                self.model.train(was_training)
+        with restored_modes(self.model), frozen_bn_buffers(self.model), self._seeded_rng():
+            self.model.train()  # as training sees it, with the same dropout masks at every probe
+            seen = self._capture(modules)
 
         scalars: list[tuple[list[str], torch.Tensor]] = []  # tags, their values flattened
         hists: list[tuple[list[str], torch.Tensor]] = []  # tags, the values of each, one row per tag
@@ -313,13 +309,8 @@ class Probes:
         Above 1, eval-mode outputs are squeezed compared with what training saw."""
         if not self.bn_blocks:
             return {}
-        modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             seen = self._capture({name: bn for name, bn in self.bn_blocks})
-        finally:
-            for m, training in modes:
-                m.training = training
         ratios = [((bn.running_var + bn.eps) / (per_feature(seen[name][0])[1] + bn.eps)).mean()
                   for name, bn in self.bn_blocks]
         return dict(zip([f"bn/{name}/variance_shift{suffix}" for name, _ in self.bn_blocks],

@@ -123,20 +123,26 @@ def outcome_fields(o, batch_size: int) -> dict:
     }
 
 
-def hparams(config: dict, prefix: str = "") -> dict:
-    """The config flattened for TensorBoard's HParams tab: ``model.depth``, ``norm.name``, ...
-    Lists become strings (``[32, 64]``), booleans ``true``/``false``; null values are left out."""
-    flat: dict = {}
+def flat(config: dict, prefix: str = "") -> dict:
+    """A nested config as ``{"model.depth": 3, "norm.name": "bn", ...}``."""
+    out: dict = {}
     for key, value in config.items():
         if isinstance(value, dict):
-            flat.update(hparams(value, f"{prefix}{key}."))
-        elif isinstance(value, bool):
-            flat[prefix + key] = "true" if value else "false"
-        elif isinstance(value, (list, tuple)):
-            flat[prefix + key] = str(list(value))
-        elif value is not None:
-            flat[prefix + key] = value
-    return flat
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def hparams(config: dict) -> dict:
+    """The config flattened for TensorBoard's HParams tab: ``model.depth``, ``norm.name``, ...
+    Lists become strings (``[32, 64]``), booleans ``true``/``false``; null values are left out."""
+    def shown(value):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(list(value)) if isinstance(value, (list, tuple)) else value
+
+    return {key: shown(value) for key, value in flat(config).items() if value is not None}
 
 
 # What the HParams tab shows beside each run's settings: the last value of these tags.
@@ -159,33 +165,23 @@ class NothingToDo(Exception):
     """Resuming a run that has already done all its epochs."""
 
 
-def _flat(config: dict, prefix: str = "") -> dict:
-    flat: dict = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def resume_checkpoint(cfg, config: dict) -> dict:
     """The checkpoint of the run ``cfg.resume``, after checking that ``config`` is that
     run's own (but for ``RESUME_MAY_CHANGE``) and that there is something left to do."""
     from .rundir import load_checkpoint
 
     state = load_checkpoint(Path(cfg.resume))
-    saved, now = _flat(state["config"]), _flat(config)
+    saved, now = flat(state["config"]), flat(config)
     for key in sorted(set(saved) | set(now)):
         if key not in RESUME_MAY_CHANGE and saved.get(key) != now.get(key):
             raise UsageError(f"resume={cfg.resume}: {key}={now.get(key)} differs from the run's {key}="
                              f"{saved.get(key)}; allowed: the run's own settings (epochs, device and progress "
                              f"may change)")
-    done = state["epoch"]
-    if done > cfg.epochs or (done == cfg.epochs and state["position"] == 0 and done > 0):
-        if done > cfg.epochs:
-            raise UsageError(f"epochs={cfg.epochs} is not allowed with resume={cfg.resume}: the run has done "
-                             f"{done} epochs; allowed: epochs >= {done}")
+    done = state["epoch"]  # epochs trained and evaluated
+    if done > cfg.epochs:
+        raise UsageError(f"epochs={cfg.epochs} is not allowed with resume={cfg.resume}: the run has done "
+                         f"{done} epochs; allowed: epochs >= {done}")
+    if done == cfg.epochs:
         raise NothingToDo(f"resume={cfg.resume}: the run has done its {done} epochs; nothing to do "
                           f"(epochs=N with N > {done} trains it longer)")
     return state

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batchnorm import bn_in_train_mode, recompute_bn_stats
+from .batchnorm import bn_in_train_mode, eval_mode, recompute_bn_stats
 from .data import Data, Split
 from .probes import GradNorms, Probes, UpdateRatios
 
@@ -62,17 +62,6 @@ def build_optimizer(cfg, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
 
 
-@contextmanager
-def _eval_mode(model: nn.Module):
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, batch_size: int, bn_mode: str = "eval") -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``split``, dropout off; the model's modes are restored.
@@ -87,7 +76,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, bn_mode: str = "ev
         n = n // batch_size * batch_size or n
         modes = bn_in_train_mode(model)
     else:
-        modes = _eval_mode(model)
+        modes = eval_mode(model)
     loss = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
     with modes:
