@@ -49,28 +49,46 @@ def _resume_args(args: list[str]) -> list[str]:
 
 def _train(args: list[str]) -> int:
     from .errors import UsageError
-    from .run import hydra_main
 
+    sweeping = bool({"-m", "--multirun"} & set(args))
     try:
-        args = _resume_args(args)
+        if sweeping:
+            from .sweep import sweep_args
+
+            args = sweep_args(args)
+        else:
+            args = _resume_args(args)
     except UsageError as e:
         print(f"normbench: error: {e}", file=sys.stderr)
         return e.exit_code
+    from . import sweep
+    from .run import hydra_main
+
     sys.argv = ["normbench train", *args]  # Hydra reads its flags and overrides from sys.argv
+    sweep.LAST = None
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for Hydra's full tracebacks
         hydra_main()
-        return 0
+        return sweep.LAST.exit_code if sweep.LAST else 0
     # With HYDRA_FULL_ERROR set, Hydra raises its errors instead of printing several lines
     # each; normbench prints them as one line of its own.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_main()
+        # a sweep: 0 when every job completed or diverged (a result), else 1 (128 + the
+        # signal when the sweep itself was stopped)
+        return sweep.LAST.exit_code if sweep.LAST else 0
+    except KeyboardInterrupt:
+        return sweep.LAST.exit_code if sweep.LAST else 130
     except Exception as e:
         from .errors import RunFailed, UsageError
 
         if isinstance(e, RunFailed):
             print(f"normbench: error: {e}", file=sys.stderr)
             return e.exit_code
+        if sweep.LAST is not None:  # the sweep stopped early; its tally is printed
+            if not sweep.LAST.stopped_by:  # stopped by the user: no error of its own
+                print(f"normbench: error: {_one_line(e)}", file=sys.stderr)
+            return sweep.LAST.exit_code
         if not isinstance(e, UsageError) and not _is_config_error(e):
             raise
         print(f"normbench: error: {_one_line(e)}", file=sys.stderr)

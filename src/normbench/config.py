@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import OmegaConf, MISSING
 
 
 class Activation(Enum):
@@ -221,12 +221,24 @@ class TrainConfig:
     """samples in the fixed probe batch (the first of the training split)"""
     resume: Optional[str] = None
     """a run directory to continue from its checkpoint.pt, in that directory, with its
-    own settings (epochs, device and progress may change)"""
+    own settings (epochs, device and progress may change); with -m, true (or the sweep
+    directory) finishes an earlier sweep of the same overrides"""
+    threads: Optional[int] = None
+    """torch threads of this run; null: torch's default for one run, and in a local sweep
+    the cores divided by the parallel jobs (1 when as many jobs as cores)"""
+    jobs_per_gpu: int = MISSING
+    """in a local sweep on a machine with GPUs, how many jobs share one GPU at a time"""
 
 
 def register() -> None:
     """Put every schema in Hydra's ConfigStore (idempotent)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeperConf
+
     cs = ConfigStore.instance()
+    # hydra/sweeper=normbench: Hydra's basic sweeper's settings, normbench's class
+    cs.store(group="hydra/sweeper", name="normbench", provider="normbench", node=OmegaConf.merge(
+        OmegaConf.structured(BasicSweeperConf),
+        {"_target_": "hydra_plugins.normbench_sweeper.normbench_sweeper.NormbenchSweeper"}))
     cs.store(name="normbench_schema", node=TrainConfig)
     for group, name, node in [
         ("model", "mlp", MLPConfig),

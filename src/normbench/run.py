@@ -18,7 +18,8 @@ import sys
 import threading
 import time
 import traceback
-from contextlib import contextmanager
+import types
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import hydra
@@ -28,10 +29,27 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import __version__
 from . import config as _schemas  # noqa: F401  (registers the schemas in Hydra's ConfigStore)
+from . import sweep as _sweep  # noqa: F401  (the job-directory resolver)
 from .errors import RunFailed, UsageError
 from .validate import check_against_data, check_config
 
 log = logging.getLogger("normbench")
+
+
+def _register_sweeper() -> None:
+    """Hydra finds plugins by listing the hydra_plugins package, which an editable install
+    (pip install -e) hides; registering the sweeper here makes it found either way. Hydra's
+    first scan of plugins executes its own plugin modules again, so it must come before
+    the sweeper's module imports Hydra's basic sweeper."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()
+    from hydra_plugins.normbench_sweeper.normbench_sweeper import NormbenchSweeper
+
+    plugins.register(NormbenchSweeper)
+
+
+_register_sweeper()
 
 
 def resolve_device(name: str):
@@ -158,31 +176,31 @@ def summary_scalars(fields: dict) -> dict:
 
 
 # what may differ between a run and its resumption
-RESUME_MAY_CHANGE = ("epochs", "device", "progress", "resume")
+RESUME_MAY_CHANGE = ("epochs", "device", "progress", "resume", "threads", "jobs_per_gpu")
 
 
 class NothingToDo(Exception):
     """Resuming a run that has already done all its epochs."""
 
 
-def resume_checkpoint(cfg, config: dict) -> dict:
-    """The checkpoint of the run ``cfg.resume``, after checking that ``config`` is that
+def resume_checkpoint(run: Path, cfg, config: dict) -> dict:
+    """The checkpoint of the run directory ``run``, after checking that ``config`` is that
     run's own (but for ``RESUME_MAY_CHANGE``) and that there is something left to do."""
     from .rundir import load_checkpoint
 
-    state = load_checkpoint(Path(cfg.resume))
+    state = load_checkpoint(run)
     saved, now = flat(state["config"]), flat(config)
     for key in sorted(set(saved) | set(now)):
         if key not in RESUME_MAY_CHANGE and saved.get(key) != now.get(key):
-            raise UsageError(f"resume={cfg.resume}: {key}={now.get(key)} differs from the run's {key}="
+            raise UsageError(f"resume={run}: {key}={now.get(key)} differs from the run's {key}="
                              f"{saved.get(key)}; allowed: the run's own settings (epochs, device and progress "
                              f"may change)")
     done = state["epoch"]  # epochs trained and evaluated
     if done > cfg.epochs:
-        raise UsageError(f"epochs={cfg.epochs} is not allowed with resume={cfg.resume}: the run has done "
+        raise UsageError(f"epochs={cfg.epochs} is not allowed with resume={run}: the run has done "
                          f"{done} epochs; allowed: epochs >= {done}")
     if done == cfg.epochs:
-        raise NothingToDo(f"resume={cfg.resume}: the run has done its {done} epochs; nothing to do "
+        raise NothingToDo(f"resume={run}: the run has done its {done} epochs; nothing to do "
                           f"(epochs=N with N > {done} trains it longer)")
     return state
 
@@ -196,7 +214,13 @@ def _never_trained(cfg, t0: float) -> dict:
 
 
 def train(cfg: DictConfig) -> dict:
-    """Train ``cfg`` in the current Hydra run directory, write its summary.json and return it."""
+    """Train ``cfg`` in the current Hydra run directory, write its summary.json and return it.
+    In a sweep, a job never raises: whatever happened is in its summary.json."""
+    with ExitStack() as held:  # what the run holds until it ends (a GPU slot in a sweep)
+        return _train(cfg, held)
+
+
+def _train(cfg: DictConfig, held: ExitStack) -> dict:
     import torch
 
     from .data import load_data
@@ -205,9 +229,14 @@ def train(cfg: DictConfig) -> dict:
     from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink
     from .trainer import Trainer
 
+    from .sweep_job import (JobStart, clear_attempt, gpu_slot, launcher_kind, read_summary, request_stop,
+                            start_job, stop_requested, threads_for_job)
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     sweeping = hc.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hc.sweep.dir)
+    local_sweep = sweeping and launcher_kind(hc) == "local"
     t0 = time.perf_counter()
     summary: dict = {
         "status": "failed",
@@ -219,17 +248,47 @@ def train(cfg: DictConfig) -> dict:
         "versions": versions(),
     }
 
+    start = JobStart(resume_from=Path(cfg.resume) if cfg.resume else None)
+    if sweeping:
+        if stop_requested(sweep_dir):  # the sweep was stopped before this job began
+            if read_summary(run_dir) is None:
+                write_summary(run_dir, {**summary, **_never_trained(cfg, t0), "status": "interrupted"})
+            return read_summary(run_dir)
+        start = start_job(run_dir, resume=bool(cfg.resume))
+        if start.skip is not None:
+            print(f"{start.skip['status']} earlier, skipped: {_job_name(run_dir, sweep_dir)}", flush=True)
+            return start.skip
+    # Ctrl-C / SIGTERM from here on stop the run gently: in a sweep from the job's start
+    # (a job process must not die between jobs), in a single run once training starts.
+    stop_targets: list = [types.SimpleNamespace(stop=0)]
+    on_stop: dict = held.enter_context(stop_on_signals(stop_targets)) if sweeping else {}
+
     try:  # bad input: refuse before training starts
         check_config(cfg)
         device = resolve_device(cfg.device)
+        threads = threads_for_job(cfg.threads, hc) if sweeping else cfg.threads
+        if threads:
+            torch.set_num_threads(threads)
+        if local_sweep and device.type == "cuda" and cfg.device in ("auto", "cuda") and torch.cuda.device_count() > 1:
+            device = torch.device("cuda", held.enter_context(gpu_slot(sweep_dir, torch.cuda.device_count(),
+                                                                         cfg.jobs_per_gpu)))
         data = load_data(cfg.data, device)
         check_against_data(cfg, len(data.train), data.input_shape)
-        checkpoint = resume_checkpoint(cfg, summary["config"]) if cfg.resume else None
+        checkpoint = None
+        if start.resume_from is not None:
+            try:
+                checkpoint = resume_checkpoint(start.resume_from, cfg, summary["config"])
+            except NothingToDo:
+                if not sweeping:
+                    raise
+                clear_attempt(run_dir)  # killed between its last checkpoint and its summary: train again
+                start.resume_from = None
     except UsageError as e:
         if sweeping:  # recorded in its own directory; the rest of the sweep goes on
             summary.update(_never_trained(cfg, t0), error=str(e))
             write_summary(run_dir, summary)
-            raise
+            print(f"normbench: error: {_job_name(run_dir, sweep_dir)}: {e}", file=sys.stderr, flush=True)
+            return summary
         if not cfg.resume:  # never remove anything from the run being resumed
             _discard_hydra_files(run_dir)
         print(f"normbench: error: {e}", file=sys.stderr)
@@ -241,6 +300,9 @@ def train(cfg: DictConfig) -> dict:
         summary.update(_never_trained(cfg, t0), error=f"{type(e).__name__}: {e}")
         log.error("run failed before training:\n%s", traceback.format_exc())
         write_summary(run_dir, summary)
+        if sweeping:
+            _report(summary, run_dir, sweep_dir)
+            return summary
         raise RunFailed(f"run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}") from e
 
     trainer = outcome = error = None
@@ -249,8 +311,10 @@ def train(cfg: DictConfig) -> dict:
         model = build_model(cfg, data.input_shape, data.num_classes).to(device)
         summary["num_params"] = sum(p.numel() for p in model.parameters())
         trainer = Trainer(model, data, cfg)
+        trainer.stop = stop_targets[0].stop  # a signal before training: it stops after the first step
+        stop_targets.append(trainer)
         resume_step = None
-        if cfg.resume:
+        if start.resume_from is not None:
             for stale in run_dir.glob(".*.tmp"):  # a write that a killed process left unfinished
                 stale.unlink()
             trainer.load_state_dict(checkpoint)
@@ -265,7 +329,9 @@ def train(cfg: DictConfig) -> dict:
             CSVSink(run_dir / METRICS, resume_step),
             HistogramCSVSink(run_dir / HISTOGRAMS, resume_step),
             tensorboard,
-            ProgressSink(trainer.total_steps, cfg.epochs, start=trainer.step) if cfg.progress else None,
+            # in a sweep each job says one line when it ends, no progress of its own
+            ProgressSink(trainer.total_steps, cfg.epochs, start=trainer.step) if cfg.progress and not sweeping
+            else None,
         )
 
         def save(tr):
@@ -277,7 +343,9 @@ def train(cfg: DictConfig) -> dict:
                 save(tr)
 
         try:
-            with stop_on_signals(trainer):
+            with ExitStack() as signals:
+                if not sweeping:
+                    on_stop = signals.enter_context(stop_on_signals(stop_targets))
                 outcome = trainer.run(sinks.log, after_epoch)
             summary["status"] = outcome.status
             if outcome.status == "interrupted" and cfg.checkpoint and not trainer.torn:
@@ -299,35 +367,49 @@ def train(cfg: DictConfig) -> dict:
         "wall_time_s": time.perf_counter() - t0,
         "finished_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
     })
     summary = {k: _finite(v) for k, v in summary.items()}
     write_summary(run_dir, summary)
-    _report(summary, run_dir)
+    _report(summary, run_dir, sweep_dir if sweeping else None)
 
+    if summary["status"] == "interrupted" and trainer is not None:
+        if trainer.stop == signal.SIGUSR2 and callable(on_stop.get(trainer.stop)):
+            # submitit's "time is up": it requeues the job, which resumes from this checkpoint
+            on_stop[trainer.stop](trainer.stop, None)
+        if local_sweep:  # Ctrl-C in a local sweep: the jobs that have not started will not
+            request_stop(sweep_dir)
+    if sweeping:
+        return summary
     if error is not None:
         raise RunFailed(f"run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}") from error
-    if summary["status"] == "interrupted" and not sweeping:
+    if summary["status"] == "interrupted":
         sys.exit(128 + (trainer.stop or signal.SIGINT))  # 130 after Ctrl-C, 143 after SIGTERM
     return summary
 
 
 @contextmanager
-def stop_on_signals(trainer):
-    """SIGINT (Ctrl-C) and SIGTERM (kill, SLURM's preemption) set ``trainer.stop`` to the
-    signal's number: the run ends after the current step, its checkpoint and metrics
-    written. A second signal acts as it would have without normbench. Handlers can only be
+def stop_on_signals(targets: list):
+    """SIGINT (Ctrl-C) and SIGTERM (kill, SLURM's preemption) set ``.stop`` of each of
+    ``targets`` (the trainer, once there is one) to the signal's number: the run ends after
+    the current step, its checkpoint and metrics written. Under submitit, its USR2 ("time is
+    up") too; the run then hands it on to submitit's handler, which requeues the job. A
+    second signal acts as it would have without normbench. Handlers can only be
     set in the main thread; elsewhere the signals keep their usual effect."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield {}
         return
-    signums = (signal.SIGINT, signal.SIGTERM)
+    signums = [signal.SIGINT, signal.SIGTERM]
+    if callable(signal.getsignal(signal.SIGUSR2)):  # submitit's "time is up" signal: it requeues the job
+        signums.append(signal.SIGUSR2)
     previous = {s: signal.getsignal(s) for s in signums}
 
     def on_signal(signum, _frame):
-        trainer.stop = signum
-        for s in signums:
-            signal.signal(s, previous[s])
+        for target in targets:
+            target.stop = signum
+        for s in signums:  # a signal ignored before (in a sweep's job) now stops the process
+            signal.signal(s, signal.SIG_DFL if previous[s] == signal.SIG_IGN else previous[s])
         log.warning("%s: stopping after this step; a second one stops at once", signal.Signals(signum).name)
         print(f"\nnormbench: {signal.Signals(signum).name}: stopping after this step, saving the checkpoint",
               file=sys.stderr, flush=True)
@@ -335,13 +417,28 @@ def stop_on_signals(trainer):
     for s in signums:
         signal.signal(s, on_signal)
     try:
-        yield
+        yield previous  # the handlers before: the run calls submitit's after saving its checkpoint
     finally:
         for s in signums:
             signal.signal(s, previous[s])
 
 
-def _report(s: dict, run_dir: Path) -> None:
+def _job_name(run_dir: Path, sweep_dir: Path) -> str:
+    try:
+        return str(run_dir.resolve().relative_to(sweep_dir.resolve()))
+    except ValueError:
+        return str(run_dir)
+
+
+def _report(s: dict, run_dir: Path, sweep_dir: Path | None = None) -> None:
+    if sweep_dir is not None:  # one line per job: the sweep prints the tally and where things are
+        done = {"completed": f"val/acc {s['final_val_acc']:.4f}" if s.get("final_val_acc") is not None else "",
+                "diverged": f"at step {s.get('diverged_at_step')}", "failed": s.get("error") or "",
+                "interrupted": f"after {s.get('steps')} steps"}[s["status"]]
+        line = f"{s['status']} {_job_name(run_dir, sweep_dir)}: {done} ({s['wall_time_s']:.1f} s)"
+        log.info(line)
+        print(line, flush=True)
+        return
     if s["status"] == "completed":
         line = (f"completed: val/acc {s['final_val_acc']:.4f} (best {s['best_val_acc']:.4f}), "
                 f"{s['steps']} steps in {s['wall_time_s']:.1f} s")

@@ -69,6 +69,9 @@ def check_config(cfg: DictConfig) -> None:
     _integer("eval_batch_size", cfg.eval_batch_size, 1)
     _integer("probe_every", cfg.probe_every, 0)
     _integer("probe_batch_size", cfg.probe_batch_size, 2)
+    if cfg.threads is not None:
+        _integer("threads", cfg.threads, 1)
+    _integer("jobs_per_gpu", cfg.jobs_per_gpu, 1)
     if not DEVICE.match(str(cfg.device)):
         _fail("device", cfg.device, "auto, cpu, cuda, cuda:N")
     _check_model(cfg.model)

@@ -1,0 +1,266 @@
+"""Sweeps through the real command: parallel jobs, readable job directories, failures
+recorded and tallied, Ctrl-C and kill -9 then resume=true, SLURM's path with submitit_local,
+and the experiment presets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import normbench_command, run_cli
+from normbench.sweep import constant_keys, job_dir_name, sweep_args
+from normbench.sweep_job import gpu_slot, start_job, threads_for_job
+from normbench.validate import check_config
+
+RESULT_KEYS = ("status", "final_val_acc", "final_val_loss", "best_val_acc", "final_train_loss", "steps",
+               "steps_to_target", "diverged_at_step")
+
+
+def jobs(sweep_dir: Path) -> dict[str, dict]:
+    return {d.name: json.loads((d / "summary.json").read_text())
+            for d in sorted(sweep_dir.iterdir()) if (d / "summary.json").exists()}
+
+
+def the_sweep(workdir: Path) -> Path:
+    (record,) = (workdir / "outputs" / "multirun").rglob("multirun.yaml")
+    return record.parent
+
+
+def results(summaries: dict[str, dict]) -> dict[str, tuple]:
+    return {name: tuple(s[k] for k in RESULT_KEYS) for name, s in summaries.items()}
+
+
+def test_a_parallel_sweep_names_each_job_by_what_varies(workdir):
+    proc = run_cli("train", "-m", "norm=bn,none", "seed=0,1", "epochs=1", "progress=false", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    sweep = the_sweep(workdir)
+    summaries = jobs(sweep)
+    # epochs and progress are the same in every job: they do not name the directories
+    assert sorted(summaries) == ["norm=bn,seed=0", "norm=bn,seed=1", "norm=none,seed=0", "norm=none,seed=1"]
+    for name, s in summaries.items():
+        norm, seed = name.split(",")
+        assert s["status"] == "completed"
+        assert (s["config"]["norm"]["name"], s["config"]["seed"]) == (norm.split("=")[1], int(seed.split("=")[1]))
+        assert s["threads"] == 1  # as many jobs as cores: one torch thread each
+        assert (sweep / name / "metrics.csv").exists() and list((sweep / name).glob("events.out.tfevents.*"))
+    assert "Joblib.Parallel(n_jobs=-1," in proc.stdout + proc.stderr  # one job per core
+    lines = proc.stdout.splitlines()
+    assert "sweep: 4 completed (4 jobs," in proc.stdout
+    shown = sweep.relative_to(workdir)
+    assert f"normbench report {shown}" in lines and f"tensorboard --logdir {shown}" in lines
+
+
+def test_failed_and_diverged_jobs_are_recorded_and_the_others_finish(workdir):
+    # data=mnist has no files here: that job fails after it started; lr=50 diverges
+    proc = run_cli("train", "-m", "data=digits,mnist", "lr=0.05,50", "epochs=2", "progress=false",
+                   "hydra.launcher.n_jobs=2", cwd=workdir)
+    assert proc.returncode == 1, proc.stderr
+    sweep = the_sweep(workdir)
+    status = {name: s["status"] for name, s in jobs(sweep).items()}
+    assert status == {"data=digits,lr=0.05": "completed", "data=digits,lr=50": "diverged",
+                      "data=mnist,lr=0.05": "failed", "data=mnist,lr=50": "failed"}
+    assert "sweep: 1 completed, 1 diverged, 2 failed (4 jobs," in proc.stdout
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("  failed: ")]
+    assert len(failed) == 2
+    for line in failed:
+        job = line.split(": ")[1]
+        assert f"(log: {job}/train.log)" in line and "MNIST" in line
+        assert (workdir / job / "train.log").exists()
+    assert jobs(sweep)["data=digits,lr=50"]["diverged_at_step"] is not None
+
+
+def test_bad_input_in_any_job_stops_the_sweep_before_training(workdir):
+    proc = run_cli("train", "-m", "dropout=0.1,1.5", "epochs=1", cwd=workdir)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("normbench: error: dropout=1.5 is not allowed; allowed: a finite number, "
+                                   "0 <= dropout < 1 (in the sweep job dropout=1.5 epochs=1)")
+    assert not (workdir / "outputs").exists()
+
+
+def _start(workdir: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.Popen(normbench_command() + ["train", "-m", *args], cwd=workdir, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for_a_finished_and_a_training_job(workdir: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        summaries = list((workdir / "outputs").rglob("summary.json"))
+        training = [m for m in (workdir / "outputs").rglob("metrics.csv")
+                    if not (m.parent / "summary.json").exists() and len(m.read_text().splitlines()) > 5]
+        if training and any(json.loads(p.read_text()).get("status") == "completed" for p in summaries):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError("no job finished")
+
+
+GRID = ["norm=bn,none", "seed=0,1,2", "dropout=0.3", "epochs=25", "progress=false", "threads=1",
+        "hydra.launcher.n_jobs=2"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict[str, tuple]:
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    proc = run_cli("train", "-m", *GRID, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    return results(jobs(the_sweep(workdir)))
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_a_stopped_sweep_resumed_ends_as_an_uninterrupted_one(workdir, uninterrupted, how):
+    proc = _start(workdir, *GRID)
+    _wait_for_a_finished_and_a_training_job(workdir, proc)
+    os.killpg(proc.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    sweep = the_sweep(workdir)
+    before = {name: s["status"] for name, s in jobs(sweep).items()}
+    assert 1 <= list(before.values()).count("completed") < 6
+    if how == "ctrl-c":
+        assert proc.returncode == 130, err
+        assert "interrupted" in before.values()
+        tally = next(line for line in out.splitlines() if line.startswith("sweep: "))
+        assert "interrupted" in tally and "failed" not in tally
+        assert f"finish it: normbench train -m {' '.join(GRID)} resume={sweep.relative_to(workdir)}" in out
+    else:
+        assert proc.returncode == -signal.SIGKILL
+
+    again = run_cli("train", "-m", *GRID, "resume=true", cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert "sweep: 6 completed (6 jobs," in again.stdout
+    for name, status in before.items():
+        if status == "completed":  # skipped, not trained again
+            assert f"completed earlier, skipped: {name}" in again.stdout
+    assert results(jobs(sweep)) == uninterrupted
+    if how == "ctrl-c":  # an interrupted job went on from its checkpoint
+        resumed = [name for name, status in before.items() if status == "interrupted"
+                   and "resumed from" in (sweep / name / "train.log").read_text()]
+        assert resumed
+
+
+def test_resume_refuses_what_is_not_a_sweep(workdir):
+    proc = run_cli("train", "-m", "norm=bn,none", "resume=true", cwd=workdir)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("normbench: error: resume=true: no sweep under outputs/multirun was started with "
+                                  "the overrides norm=bn,none;")
+    (workdir / "empty").mkdir()
+    proc = run_cli("train", "-m", "norm=bn,none", "resume=empty", cwd=workdir)
+    assert proc.returncode == 2 and "not a sweep directory: no multirun.yaml in it" in proc.stderr
+
+
+def test_submitit_local_runs_the_sweep_and_a_timed_out_job_resumes_when_requeued(workdir):
+    # submitit's local executor sends USR2 30 s before timeout_min (so at 30 s here), as
+    # SLURM does before its time limit: the job stops after its step, saves its checkpoint
+    # and is requeued, and the requeued job goes on from the checkpoint to the end.
+    epochs = 500  # about 40 s of training: longer than the 30 s before the signal
+    args = ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=1", "norm=bn", "seed=0,1",
+            f"epochs={epochs}", "probe_every=0", "log_every=50", "progress=false", "threads=1"]
+    proc = run_cli("train", "-m", *args, cwd=workdir, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    sweep = the_sweep(workdir)
+    summaries = jobs(sweep)
+    assert sorted(summaries) == ["seed=0", "seed=1"]
+    assert all(s["status"] == "completed" and s["steps"] == epochs * 22 for s in summaries.values())
+    assert list((sweep / ".submitit").iterdir())
+    for name in summaries:
+        log = (sweep / name / "train.log").read_text()
+        assert "SIGUSR2: stopping after this step" in log and "resumed from" in log
+        steps = [int(line.split(",")[0]) for line in (sweep / name / "metrics.csv").read_text().splitlines()[1:]]
+        assert steps == sorted(steps) and steps[-1] == epochs * 22  # one unbroken record across the requeue
+
+
+PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_experiment_preset_defines_a_grid_of_valid_runs(name):
+    from itertools import product
+
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="normbench.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={name}"], return_hydra_config=True)
+        params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+        assert len(params) >= 2 and str(cfg.hydra.sweep.dir).startswith(f"outputs/multirun/{name}/")
+        grid = [[f"{k}={v}" for v in str(values).split(",")] for k, values in params.items()]
+        assert len(list(product(*grid))) >= 6
+        for combo in product(*grid):
+            check_config(compose(config_name="config", overrides=[f"experiment={name}", *combo]))
+    assert PRESETS == ["batch_size", "bn_sigmoid", "dropout_shift", "init", "lr_stability", "placement"]
+
+
+def test_job_directories_and_the_keys_that_name_them():
+    assert job_dir_name("norm=bn,seed=0", 3) == "norm=bn,seed=0"
+    assert job_dir_name("", 3) == "3"
+    assert job_dir_name("data.root=/x/y", 0) == "data.root=%x%y"
+    assert constant_keys(["norm=bn,ln", "seed=range(3)", "epochs=5", "+model.depth=2", "--cfg", "job"]) == \
+        ["epochs", "model.depth", "resume"]
+    args = sweep_args(["-m", "norm=bn,ln", "epochs=5"])
+    assert args[-1] == "hydra.job.config.override_dirname.exclude_keys=[epochs,resume]"
+
+
+def test_a_job_finds_what_an_earlier_attempt_left(tmp_path):
+    def attempt(status=None, checkpoint=False):
+        d = tmp_path / str(len(list(tmp_path.iterdir())))
+        d.mkdir()
+        if status:
+            (d / "summary.json").write_text(json.dumps({"status": status}))
+        if checkpoint:
+            (d / "checkpoint.pt").write_bytes(b"x")
+        (d / "metrics.csv").write_text("step\n")
+        return d
+
+    assert start_job(attempt("completed"), resume=True).skip == {"status": "completed"}
+    assert start_job(attempt("diverged", True), resume=True).skip == {"status": "diverged"}
+    d = attempt("interrupted", True)
+    assert start_job(d, resume=True).resume_from == d
+    d = attempt(None, True)  # killed: no summary, a checkpoint
+    assert start_job(d, resume=False).resume_from == d
+    for d in (attempt("failed", True), attempt("completed", False)):  # failed, or finished without resume
+        start = start_job(d, resume=json.loads((d / "summary.json").read_text())["status"] == "failed")
+        assert start.skip is None and start.resume_from is None
+        assert not (d / "metrics.csv").exists() and not (d / "checkpoint.pt").exists()
+
+
+def test_threads_per_job_share_the_cores():
+    import joblib
+
+    def hydra(target, **launcher):
+        return OmegaConf.create({"launcher": {"_target_": target, **launcher}})
+
+    cores = joblib.cpu_count()
+    joblib_target = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    assert threads_for_job(None, hydra(joblib_target, n_jobs=-1)) == 1
+    assert threads_for_job(None, hydra(joblib_target, n_jobs=1)) == cores
+    assert threads_for_job(3, hydra(joblib_target, n_jobs=-1)) == 3
+    assert threads_for_job(None, hydra("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+                                       cpus_per_task=4)) == 4
+
+
+def test_gpu_slots_spread_jobs_and_cap_each_gpu(tmp_path):
+    held = []
+    with gpu_slot(tmp_path, 2, 2) as a, gpu_slot(tmp_path, 2, 2) as b, gpu_slot(tmp_path, 2, 2) as c, \
+            gpu_slot(tmp_path, 2, 2) as d:
+        held = [a, b, c, d]
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(next(iter([_take(tmp_path)]))))
+        waiter.start()
+        time.sleep(0.5)
+        assert not got  # all four slots taken: the fifth job waits
+    waiter.join(5)
+    assert held == [0, 1, 0, 1] and got == [0]
+
+
+def _take(sweep_dir):
+    with gpu_slot(sweep_dir, 2, 2, poll_s=0.05) as gpu:
+        return gpu
+
