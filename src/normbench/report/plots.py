@@ -1,0 +1,235 @@
+"""The report's pictures, with matplotlib's Agg backend (imported here only, when drawing).
+
+Curves are aggregated per group before anything is drawn (mean over the completed seeds
+at each logged step, with a t-based 95% band), so hundreds of runs draw as one line per
+group. A picture whose data no run recorded is not drawn; its Picture says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .table import METRICS
+
+MAX_PANELS = 24  # groups drawn in the per-group pictures (the first ones of the table)
+
+
+@dataclass
+class Picture:
+    file: str  # file name in the output directory
+    title: str
+    caption: str
+    drawn: bool = True  # False: skipped, caption says why
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def aggregate(metrics: pd.DataFrame, groups: pd.Series, level: float = stats.LEVEL) -> pd.DataFrame:
+    """Mean over the runs of each group at each step of each tag, with a t-based band:
+    columns group, tag, step, mean, lo, hi, n. ``groups`` maps run_dir -> group label
+    (the completed runs only)."""
+    m = metrics[metrics["run_dir"].isin(groups.index)]
+    m = m.assign(group=m["run_dir"].map(groups))
+    m = m[np.isfinite(m["value"])]
+    agg = m.groupby(["group", "tag", "step"], sort=True)["value"].agg(["mean", "std", "count"]).reset_index()
+    half = stats.t_quantile(agg["count"].to_numpy() - 1, level) * agg["std"].to_numpy() / np.sqrt(agg["count"])
+    return agg.assign(lo=agg["mean"] - half, hi=agg["mean"] + half).rename(columns={"count": "n"})
+
+
+def _colors(order: list[str]) -> dict[str, tuple]:
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab10" if len(order) <= 10 else "tab20")
+    return {g: cmap(i % cmap.N) for i, g in enumerate(order)}
+
+
+def curve(agg: pd.DataFrame, tag: str, ylabel: str, order: list[str], path: Path, title: str,
+          log: bool = False) -> Picture:
+    """One line per group (mean over seeds) with its 95% band, over training steps."""
+    picture = Picture(path.name, title, f"Mean over the completed seeds of each group, shaded: 95% t-interval "
+                                        f"over seeds at each logged step (metrics.csv tag {tag}).")
+    data = agg[agg["tag"] == tag]
+    if data.empty:
+        return Picture(path.name, title, f"Not drawn: no completed run recorded {tag}.", drawn=False)
+    plt = _pyplot()
+    colors = _colors(order)
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=100)
+    for group, d in data.groupby("group", sort=False):
+        ax.plot(d["step"], d["mean"], color=colors[group], label=group, lw=1.6)
+        band = d["lo"].notna()
+        if band.any():
+            ax.fill_between(d["step"][band], d["lo"][band], d["hi"][band], color=colors[group], alpha=0.2, lw=0)
+    ax.set_xlabel("training steps (optimizer updates)")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    by_label = dict(zip(labels, handles, strict=True))
+    ax.legend([by_label[g] for g in order if g in by_label], [g for g in order if g in by_label],
+              fontsize="small", loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return picture
+
+
+def _grid(n: int, width: float = 4.2, height: float = 3.2):
+    plt = _pyplot()
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), dpi=100, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return plt, fig, axes.flat
+
+
+def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
+    """One panel per group, one line per layer (mean over seeds), log scale."""
+    title = "Gradient norm per layer"
+    data = agg[agg["tag"].str.startswith("grad_norm/") & (agg["tag"] != "grad_norm/total")]
+    groups = [g for g in order if g in set(data["group"])]
+    if not groups:
+        return Picture(path.name, title, "Not drawn: no completed run recorded grad_norm/<layer>.", drawn=False)
+    shown = groups[:MAX_PANELS]
+    plt, fig, axes = _grid(len(shown))
+    layers = sorted(data["tag"].unique())
+    cmap = plt.get_cmap("viridis")
+    colors = {t: cmap(i / max(1, len(layers) - 1)) for i, t in enumerate(layers)}
+    lo = data.loc[data["mean"] > 0, "mean"].min()
+    hi = data["mean"].max()
+    for ax, group in zip(axes, shown, strict=False):
+        for tag, d in data[data["group"] == group].groupby("tag"):
+            ax.plot(d["step"], d["mean"].where(d["mean"] > 0), color=colors[tag], lw=1.2,
+                    label=tag.removeprefix("grad_norm/"))
+        ax.set_yscale("log")
+        if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+            ax.set_ylim(lo / 1.5, hi * 1.5)
+        ax.set_title(group, fontsize="medium")
+        ax.set_xlabel("training steps")
+        ax.set_ylabel("gradient L2 norm (log scale)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize="x-small", loc="best")
+    fig.suptitle(title + " (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    more = f" The first {len(shown)} of {len(groups)} groups in table order." if len(groups) > len(shown) else ""
+    return Picture(path.name, title, "L2 norm of each layer's gradient (metrics.csv grad_norm/<layer>), mean over "
+                                     "the completed seeds of each group; one panel per group, same log scale."
+                                     + more)
+
+
+def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, path: Path) -> Picture:
+    """One column per group: a point per completed run, the mean and its bootstrap interval."""
+    label = METRICS[metric].label
+    title = f"{label} per group"
+    done = runs[(runs["status"] == "completed") & runs[metric].notna()]
+    if done.empty:
+        return Picture(path.name, title, f"Not drawn: no completed run has {metric}.", drawn=False)
+    plt = _pyplot()
+    order = list(table["group"])
+    x = {g: i for i, g in enumerate(order)}
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) + 2), 5), dpi=100)
+    xs = done["group"].map(x).to_numpy(dtype=float)
+    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(xs))
+    ax.scatter(xs + jitter, done[metric], s=18, color="tab:blue", alpha=0.7, label="one run (seed)", zorder=3)
+    mean = table[f"{label} mean"].to_numpy(dtype=float)
+    lo, hi = table[f"{label} CI low"].to_numpy(dtype=float), table[f"{label} CI high"].to_numpy(dtype=float)
+    pos = np.arange(len(order))
+    ok = np.isfinite(lo)
+    ax.errorbar(pos[ok] + 0.3, mean[ok], yerr=[mean[ok] - lo[ok], hi[ok] - mean[ok]], fmt="o", color="black",
+                capsize=4, label="mean, 95% bootstrap CI", zorder=4)
+    ax.plot(pos[~ok] + 0.3, mean[~ok], "o", color="black", mfc="white", label="mean (one run: no CI)", zorder=4)
+    ax.set_xticks(pos, [g.replace(" ", "\n") for g in order], fontsize="small",
+                  rotation=0 if len(order) <= 6 else 60, ha="center" if len(order) <= 6 else "right")
+    unit = " (fraction)" if metric.endswith("_acc") else ""
+    ax.set_ylabel(label + unit)
+    ax.set_xlabel("configuration group")
+    ax.set_title(title + " (completed runs)")
+    ax.grid(alpha=0.3, axis="y")
+    handles, labels = ax.get_legend_handles_labels()
+    keep = [i for i, lab in enumerate(labels) if lab != "mean (one run: no CI)" or (~ok).any()]
+    ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize="small", loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Picture(path.name, title, f"Each point is one completed run's {metric}; black: the group mean and "
+                                     f"its 95% bootstrap interval over seeds (the table's numbers).")
+
+
+def activations(hists: dict[str, tuple[str, pd.DataFrame]], block: str, order: list[str], path: Path) -> Picture:
+    """Per group (one run each): the values entering and leaving the norm layer of
+    ``block``, and the per-feature variances before and after it, at the last probe."""
+    title = f"Activations before and after the norm layer of {block}"
+    groups = [g for g in order if g in hists][:MAX_PANELS]
+    if not groups:
+        return Picture(path.name, title, "Not drawn: no completed run recorded activation histograms "
+                                         "(histograms.csv; probes off with probe_every=0).", drawn=False)
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 2.8 * len(groups)), dpi=100, squeeze=False)
+    steps = set()
+    for row, group in zip(axes, groups, strict=True):
+        run_dir, h = hists[group]
+        ax = row[0]  # the values: density histograms, before and after on one axis
+        for where, color in (("pre_norm", "tab:orange"), ("post_norm", "tab:blue")):
+            d = h[h["tag"] == f"act/{block}/{where}"].sort_values("left")
+            if d.empty:
+                continue
+            edges = np.append(d["left"].to_numpy(), d["right"].to_numpy()[-1])
+            counts = d["count"].to_numpy(dtype=float)
+            width = np.diff(edges)
+            density = counts / max(counts.sum(), 1) / np.where(width > 0, width, 1)
+            ax.stairs(density, edges, fill=True, alpha=0.45, color=color,
+                      label=f"{'before' if where == 'pre_norm' else 'after'} the norm ({where})")
+            steps.add(int(d["step"].iloc[0]))
+        ax.set_xlabel("activation value")
+        ax.set_ylabel("density (fraction per unit)")
+        ax.grid(alpha=0.3)
+        ax = row[1]  # per-feature variances: after a norm often all within 1e-6 of 1, so both
+        # histograms are re-binned (by bin centre) onto 40 shared bins, log-spaced when all are positive
+        var = h[h["tag"].isin([f"act/{block}/pre_norm/feature_var", f"act/{block}/post_norm/feature_var"])]
+        var = var.assign(centre=(var["left"] + var["right"]) / 2)
+        if not var.empty:
+            lo, hi = var["centre"].min(), var["centre"].max()
+            positive = lo > 0
+            if positive:
+                edges = np.geomspace(lo / 1.2, hi * 1.2, 41)
+            else:
+                edges = np.linspace(lo - 0.05 * abs(lo) - 1e-12, hi + 0.05 * abs(hi) + 1e-12, 41)
+            for where, color in (("pre_norm", "tab:orange"), ("post_norm", "tab:blue")):
+                d = var[var["tag"] == f"act/{block}/{where}/feature_var"]
+                if d.empty:
+                    continue
+                counts, _ = np.histogram(d["centre"], bins=edges, weights=d["count"])
+                ax.stairs(counts, edges, fill=True, alpha=0.45, color=color,
+                          label=f"{'before' if where == 'pre_norm' else 'after'} the norm")
+            if positive:
+                ax.set_xscale("log")
+            ax.set_xlabel("per-feature variance over the probe batch" + (" (log scale)" if positive else ""))
+        ax.set_ylabel("number of features")
+        ax.grid(alpha=0.3)
+        row[0].set_title(f"{group}: values", fontsize="medium")
+        row[1].set_title(f"{group}: per-feature variance", fontsize="medium")
+        row[0].legend(fontsize="x-small", loc="best")
+    step_text = ", ".join(map(str, sorted(steps)))
+    fig.suptitle(f"{title} (probe batch, step {step_text})")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Picture(path.name, title, f"From histograms.csv (act/{block}/pre_norm, post_norm and their "
+                                     f"/feature_var) at each run's last probe, step {step_text}; one run per group "
+                                     f"(its first completed seed). Left: every value of the probe batch; right: the "
+                                     f"variance of each feature (channel) over the batch.")
