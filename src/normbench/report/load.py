@@ -224,6 +224,10 @@ def read_histograms(run_dir: str, block: str | None = None) -> pd.DataFrame | No
         return None
     if list(h.columns) != HISTOGRAM_COLUMNS:
         return None
+    numbers = h[["step", "left", "right", "count"]].apply(pd.to_numeric, errors="coerce")
+    if numbers.isna().any().any():
+        return None
+    h = h.assign(**numbers, tag=h["tag"].astype(str))
     h = h[h["tag"].astype(str).str.startswith(f"act/{block}/" if block else "act/")]
     if h.empty:
         return None

@@ -16,7 +16,10 @@ import pandas as pd
 from . import stats
 from .table import METRICS
 
-MAX_PANELS = 24  # groups drawn in the per-group pictures (the first ones of the table)
+# groups drawn in the per-group pictures (the first ones of the table): each panel costs
+# matplotlib about 0.1 s to lay out and draw
+MAX_PANELS = 12
+MAX_ACTIVATION_GROUPS = 8
 
 
 @dataclass
@@ -174,7 +177,8 @@ def activations(hists: dict[str, tuple[str, pd.DataFrame]], block: str, order: l
     """Per group (one run each): the values entering and leaving the norm layer of
     ``block``, and the per-feature variances before and after it, at the last probe."""
     title = f"Activations before and after the norm layer of {block}"
-    groups = [g for g in order if g in hists][:MAX_PANELS]
+    all_groups = [g for g in order if g in hists]
+    groups = all_groups[:MAX_ACTIVATION_GROUPS]
     if not groups:
         return Picture(path.name, title, "Not drawn: no completed run recorded activation histograms "
                                          "(histograms.csv; probes off with probe_every=0).", drawn=False)
@@ -226,10 +230,13 @@ def activations(hists: dict[str, tuple[str, pd.DataFrame]], block: str, order: l
         row[0].legend(fontsize="x-small", loc="best")
     step_text = ", ".join(map(str, sorted(steps)))
     fig.suptitle(f"{title} (probe batch, step {step_text})")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.6 / fig.get_figheight(), top=1 - 0.7 / fig.get_figheight(),
+                        hspace=0.75 * 2.8 / 2.8, wspace=0.25)
     fig.savefig(path)
     plt.close(fig)
     return Picture(path.name, title, f"From histograms.csv (act/{block}/pre_norm, post_norm and their "
                                      f"/feature_var) at each run's last probe, step {step_text}; one run per group "
                                      f"(its first completed seed). Left: every value of the probe batch; right: the "
-                                     f"variance of each feature (channel) over the batch.")
+                                     f"variance of each feature (channel) over the batch."
+                   + (f" The first {len(groups)} of {len(all_groups)} groups in table order."
+                      if len(all_groups) > len(groups) else ""))
