@@ -245,6 +245,7 @@ def test_without_a_path_it_reports_the_newest_sweep_under_outputs(report, tmp_pa
     ("unknown_status", "unknown layout: status 'running' in summary.json"),
     ("other_metrics_layout", "unknown layout: metrics.csv has columns time, loss"),
     ("binary_metrics", "corrupt metrics.csv"),
+    ("bad_step", "corrupt metrics.csv: a step that is not a number"),
 ])
 def test_a_run_that_cannot_be_read_is_skipped_with_one_warning(report, tmp_path, damage, why):
     sweep = write_sweep(tmp_path / "s")
@@ -266,6 +267,9 @@ def test_a_run_that_cannot_be_read_is_skipped_with_one_warning(report, tmp_path,
         (bad / "summary.json").write_text(json.dumps({**s, "status": "running"}))
     elif damage == "other_metrics_layout":
         (bad / "metrics.csv").write_text("time,loss\n1,2\n")
+    elif damage == "bad_step":
+        with open(bad / "metrics.csv", "a") as f:
+            f.write("ten,1,train/loss,0.5,0.0\n")
     elif damage == "binary_metrics":
         (bad / "metrics.csv").write_bytes(b"\x00\xff\xfe" * 100)
     code, out, err = report(sweep)

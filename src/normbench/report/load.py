@@ -141,8 +141,9 @@ def _hydra_overrides(run_dir: Path) -> list:
 
 
 def read_metrics(run_dir: Path, status: str) -> pd.DataFrame | None:
-    """The run's curves (curve tags only). A run that never trained (``failed`` before its
-    first step) may have no metrics.csv; any other run without one is skipped."""
+    """The run's metrics.csv as read (filtered and checked later, all runs at once). A run
+    that never trained (``failed`` before its first step) may have no metrics.csv; any
+    other run without one is skipped."""
     path = run_dir / METRICS
     if not path.exists():
         if status == "failed":
@@ -157,12 +158,26 @@ def read_metrics(run_dir: Path, status: str) -> pd.DataFrame | None:
     if list(m.columns) != METRIC_COLUMNS:
         raise Skip(f"unknown layout: {METRICS} has columns {', '.join(map(str, m.columns))}; "
                    f"known: {', '.join(METRIC_COLUMNS)}")
-    m = m[m["tag"].astype(str).str.startswith(CURVE_TAG_PREFIXES)]
-    step = pd.to_numeric(m["step"], errors="coerce")
-    value = pd.to_numeric(m["value"], errors="coerce")
-    if step.isna().any():
-        raise Skip(f"corrupt {METRICS}: a step that is not a number")
-    return pd.DataFrame({"step": step.astype(np.int64), "tag": m["tag"].astype(str), "value": value})
+    return m
+
+
+def _curves(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The curve tags of every run's metrics.csv in one long frame (one concat, then
+    vectorised filtering and number checks), and the runs whose steps are not numbers."""
+    if not frames:
+        return pd.DataFrame({"step": pd.Series(dtype=np.int64), "tag": pd.Series(dtype=str),
+                             "value": pd.Series(dtype=float), "run_dir": pd.Series(dtype=str)}), []
+    run = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    m = pd.concat(frames, ignore_index=True)
+    tag = m["tag"].astype(str)
+    keep = tag.str.startswith(CURVE_TAG_PREFIXES).to_numpy(dtype=bool, copy=True)
+    step = pd.to_numeric(m["step"], errors="coerce").to_numpy()
+    bad = sorted(set(run[keep & np.isnan(step)]))
+    keep &= ~np.isin(run, bad)
+    curves = pd.DataFrame({"step": step[keep].astype(np.int64), "tag": tag[keep].to_numpy(),
+                           "value": pd.to_numeric(m["value"][keep], errors="coerce").to_numpy(dtype=float),
+                           "run_dir": np.asarray(names, dtype=object)[run[keep]]})
+    return curves, [names[i] for i in bad]
 
 
 def load(paths: list[Path]) -> Runs:
@@ -181,7 +196,7 @@ def load(paths: list[Path]) -> Runs:
         raise UsageError(f"PATH {' '.join(map(str, paths))}: no run directories under it (no {SUMMARY} found); "
                          f"allowed: directories made by normbench train")
 
-    rows, frames, skipped = [], [], []
+    rows, frames, names, skipped = [], [], [], []
     for run_dir in dirs:
         name = shown(run_dir)
         try:
@@ -198,7 +213,13 @@ def load(paths: list[Path]) -> Runs:
         row.update({f"config.{k}": v for k, v in flat(summary["config"]).items()})
         rows.append(row)
         if metrics is not None:
-            frames.append(metrics.assign(run_dir=name))
+            frames.append(metrics)
+            names.append(name)
+    metrics, bad = _curves(frames, names)
+    if bad:
+        skipped += [(name, f"corrupt {METRICS}: a step that is not a number") for name in bad]
+        skipped.sort()
+        rows = [r for r in rows if r["run_dir"] not in set(bad)]
     runs = pd.DataFrame(rows)
     for column in [c for c in runs.columns if c.startswith("config.")]:  # values as the config has them
         runs[column] = pd.Series([r.get(column) for r in rows], index=runs.index, dtype=object)
@@ -206,9 +227,6 @@ def load(paths: list[Path]) -> Runs:
         runs = pd.DataFrame(columns=["run_dir", "status", "error", "overrides", *SUMMARY_NUMBERS])
     for key in SUMMARY_NUMBERS:
         runs[key] = pd.to_numeric(runs[key], errors="coerce").astype(float)
-    metrics = (pd.concat(frames, ignore_index=True) if frames
-               else pd.DataFrame({"step": pd.Series(dtype=np.int64), "tag": pd.Series(dtype=str),
-                                  "value": pd.Series(dtype=float), "run_dir": pd.Series(dtype=str)}))
     return Runs(runs=runs, metrics=metrics, skipped=skipped)
 
 

@@ -51,6 +51,18 @@ def aggregate(metrics: pd.DataFrame, groups: pd.Series, level: float = stats.LEV
     return agg.assign(lo=agg["mean"] - half, hi=agg["mean"] + half).rename(columns={"count": "n"})
 
 
+def _log(ax, which: str) -> None:
+    """A log scale with plain tick labels (0.1, 0.2, 0.5, 1): matplotlib's default ones are
+    mathtext (10^-1), which costs most of the drawing time of a picture."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _colors(order: list[str]) -> dict[str, tuple]:
     plt = _pyplot()
     cmap = plt.get_cmap("tab10" if len(order) <= 10 else "tab20")
@@ -67,7 +79,7 @@ def curve(agg: pd.DataFrame, tag: str, ylabel: str, order: list[str], path: Path
         return Picture(path.name, title, f"Not drawn: no completed run recorded {tag}.", drawn=False)
     plt = _pyplot()
     colors = _colors(order)
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=100)
     for group, d in data.groupby("group", sort=False):
         ax.plot(d["step"], d["mean"], color=colors[group], label=group, lw=1.6)
         band = d["lo"].notna()
@@ -76,24 +88,25 @@ def curve(agg: pd.DataFrame, tag: str, ylabel: str, order: list[str], path: Path
     ax.set_xlabel("training steps (optimizer updates)")
     ax.set_ylabel(ylabel)
     if log:
-        ax.set_yscale("log")
+        _log(ax, "y")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     by_label = dict(zip(labels, handles, strict=True))
     ax.legend([by_label[g] for g in order if g in by_label], [g for g in order if g in by_label],
-              fontsize="small", loc="best")
+              fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return picture
 
 
-def _grid(n: int, width: float = 4.2, height: float = 3.2):
+def _grid(n: int, width: float = 4.2, height: float = 3.2, extra: float = 0.0):
     plt = _pyplot()
     cols = min(3, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(8.0, width * cols), height * rows + extra), dpi=100,
+                             squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return plt, fig, axes.flat
@@ -107,8 +120,9 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
     if not groups:
         return Picture(path.name, title, "Not drawn: no completed run recorded grad_norm/<layer>.", drawn=False)
     shown = groups[:MAX_PANELS]
-    plt, fig, axes = _grid(len(shown))
     layers = sorted(data["tag"].unique())
+    legend_height = 0.6 + 0.22 * -(-len(layers) // 6)
+    plt, fig, axes = _grid(len(shown), extra=0.6 + legend_height)
     cmap = plt.get_cmap("viridis")
     colors = {t: cmap(i / max(1, len(layers) - 1)) for i, t in enumerate(layers)}
     lo = data.loc[data["mean"] > 0, "mean"].min()
@@ -117,16 +131,19 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
         for tag, d in data[data["group"] == group].groupby("tag"):
             ax.plot(d["step"], d["mean"].where(d["mean"] > 0), color=colors[tag], lw=1.2,
                     label=tag.removeprefix("grad_norm/"))
-        ax.set_yscale("log")
+        _log(ax, "y")
         if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
             ax.set_ylim(lo / 1.5, hi * 1.5)
         ax.set_title(group, fontsize="medium")
         ax.set_xlabel("training steps")
         ax.set_ylabel("gradient L2 norm (log scale)")
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize="x-small", loc="best")
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize="small", loc="lower center", ncols=min(6, len(layers)),
+               title="layer")
     fig.suptitle(title + " (mean over seeds)")
-    fig.tight_layout()
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.9 / height, bottom=(legend_height + 0.6) / height,
+                        hspace=0.55, wspace=0.35)
     fig.savefig(path)
     plt.close(fig)
     more = f" The first {len(shown)} of {len(groups)} groups in table order." if len(groups) > len(shown) else ""
@@ -165,7 +182,8 @@ def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, path: Pat
     ax.grid(alpha=0.3, axis="y")
     handles, labels = ax.get_legend_handles_labels()
     keep = [i for i, lab in enumerate(labels) if lab != "mean (one run: no CI)" or (~ok).any()]
-    ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize="small", loc="best")
+    ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize="small", loc="upper left",
+              bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -221,13 +239,13 @@ def activations(hists: dict[str, tuple[str, pd.DataFrame]], block: str, order: l
                 ax.stairs(counts, edges, fill=True, alpha=0.45, color=color,
                           label=f"{'before' if where == 'pre_norm' else 'after'} the norm")
             if positive:
-                ax.set_xscale("log")
+                _log(ax, "x")
             ax.set_xlabel("per-feature variance over the probe batch" + (" (log scale)" if positive else ""))
         ax.set_ylabel("number of features")
         ax.grid(alpha=0.3)
         row[0].set_title(f"{group}: values", fontsize="medium")
         row[1].set_title(f"{group}: per-feature variance", fontsize="medium")
-        row[0].legend(fontsize="x-small", loc="best")
+        row[0].legend(fontsize="x-small", loc="upper right")
     step_text = ", ".join(map(str, sorted(steps)))
     fig.suptitle(f"{title} (probe batch, step {step_text})")
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.6 / fig.get_figheight(), top=1 - 0.7 / fig.get_figheight(),
