@@ -454,3 +454,27 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
     assert sorted(rows) == ["bn", "none"]
     assert all(name.startswith("data:") for name in resources), resources
     assert title.startswith("normbench report")
+
+
+def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, monkeypatch):
+    """What the curve pictures draw, against each run's metrics.csv read here."""
+    from normbench.report import load, plots
+
+    monkeypatch.chdir(mixed_sweep)
+    loaded = load.load([mixed_sweep])
+    done = loaded.runs[loaded.runs.status == "completed"]
+    groups = done.set_index("run_dir")["config.norm.name"]
+    agg = plots.aggregate(loaded.metrics, groups).set_index(["group", "tag", "step"])
+    runs = summaries(mixed_sweep)
+    for norm in ("bn", "none"):
+        mine = runs[(runs.norm == norm) & (runs.status == "completed")]
+        wide = pd.concat([pd.read_csv(d / "metrics.csv").pivot_table(index="step", columns="tag", values="value")
+                          for d in mine.dir], keys=range(len(mine)), names=["run", "step"])
+        acc = wide["val/acc"].groupby("step").agg(["mean", "std", "count"])
+        assert np.allclose(agg.loc[(norm, "val/acc"), "mean"], acc["mean"])
+        half = agg.loc[(norm, "val/acc"), "hi"] - agg.loc[(norm, "val/acc"), "mean"]
+        t = {3: 4.302653, 4: 3.182446}[len(mine)]
+        assert np.allclose(half, t * acc["std"] / np.sqrt(acc["count"]))
+        loss = np.exp(np.log(wide["train/loss"]).groupby("step").mean())  # geometric: drawn on a log scale
+        assert np.allclose(agg.loc[(norm, "train/loss"), "mean"], loss)
+    assert not agg.index.get_level_values("tag").isin(["train/acc"]).any()  # only what is drawn is kept

@@ -39,16 +39,29 @@ def _pyplot():
     return plt
 
 
+# drawn on a log scale: averaged as logarithms (a geometric mean, whose band stays positive)
+GEOMETRIC = ("train/loss", "grad_norm/")
+
+
 def aggregate(metrics: pd.DataFrame, groups: pd.Series, level: float = stats.LEVEL) -> pd.DataFrame:
     """Mean over the runs of each group at each step of each tag, with a t-based band:
     columns group, tag, step, mean, lo, hi, n. ``groups`` maps run_dir -> group label
-    (the completed runs only)."""
+    (the completed runs only). GEOMETRIC tags are averaged as logarithms and
+    transformed back: their mean is the geometric mean, their band positive."""
     m = metrics[metrics["run_dir"].isin(groups.index)]
-    m = m.assign(group=m["run_dir"].map(groups))
+    geometric = m["tag"].str.startswith(GEOMETRIC).to_numpy()
+    value = m["value"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(geometric, np.log(np.where(value > 0, value, np.nan)), value)
+    m = pd.DataFrame({"group": m["run_dir"].map(groups).to_numpy(), "tag": m["tag"].to_numpy(),
+                      "step": m["step"].to_numpy(), "value": value})
     m = m[np.isfinite(m["value"])]
     agg = m.groupby(["group", "tag", "step"], sort=True)["value"].agg(["mean", "std", "count"]).reset_index()
     half = stats.t_quantile(agg["count"].to_numpy() - 1, level) * agg["std"].to_numpy() / np.sqrt(agg["count"])
-    return agg.assign(lo=agg["mean"] - half, hi=agg["mean"] + half).rename(columns={"count": "n"})
+    agg = agg.assign(lo=agg["mean"] - half, hi=agg["mean"] + half).rename(columns={"count": "n"})
+    back = agg["tag"].str.startswith(GEOMETRIC)
+    agg.loc[back, ["mean", "lo", "hi"]] = np.exp(agg.loc[back, ["mean", "lo", "hi"]])
+    return agg
 
 
 def _log(ax, which: str) -> None:
@@ -72,7 +85,8 @@ def _colors(order: list[str]) -> dict[str, tuple]:
 def curve(agg: pd.DataFrame, tag: str, ylabel: str, order: list[str], path: Path, title: str,
           log: bool = False) -> Picture:
     """One line per group (mean over seeds) with its 95% band, over training steps."""
-    picture = Picture(path.name, title, f"Mean over the completed seeds of each group, shaded: 95% t-interval "
+    mean = "Geometric mean" if tag.startswith(GEOMETRIC) else "Mean"
+    picture = Picture(path.name, title, f"{mean} over the completed seeds of each group, shaded: its 95% t-interval "
                                         f"over seeds at each logged step (metrics.csv tag {tag}).")
     data = agg[agg["tag"] == tag]
     if data.empty:
@@ -140,15 +154,16 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
         ax.grid(alpha=0.3, which="both")
     fig.legend(*axes[0].get_legend_handles_labels(), fontsize="small", loc="lower center", ncols=min(6, len(layers)),
                title="layer")
-    fig.suptitle(title + " (mean over seeds)")
+    fig.suptitle(title + " (geometric mean over seeds)")
     height = fig.get_figheight()
     fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.9 / height, bottom=(legend_height + 0.6) / height,
                         hspace=0.55, wspace=0.35)
     fig.savefig(path)
     plt.close(fig)
     more = f" The first {len(shown)} of {len(groups)} groups in table order." if len(groups) > len(shown) else ""
-    return Picture(path.name, title, "L2 norm of each layer's gradient (metrics.csv grad_norm/<layer>), mean over "
-                                     "the completed seeds of each group; one panel per group, same log scale."
+    return Picture(path.name, title, "L2 norm of each layer's gradient (metrics.csv grad_norm/<layer>), geometric "
+                                     "mean over the completed seeds of each group; one panel per group, same log "
+                                     "scale."
                                      + more)
 
 
