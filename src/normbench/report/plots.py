@@ -67,13 +67,13 @@ def aggregate(metrics: pd.DataFrame, groups: pd.Series, level: float = stats.LEV
 def _log(ax, which: str) -> None:
     """A log scale with plain tick labels (0.1, 0.2, 0.5, 1): matplotlib's default ones are
     mathtext (10^-1), which costs most of the drawing time of a picture."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     (ax.set_yscale if which == "y" else ax.set_xscale)("log")
     axis = ax.yaxis if which == "y" else ax.xaxis
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_minor_locator(NullLocator())  # minor ticks: dozens of tick objects per axis, each costly to draw
 
 
 def _colors(order: list[str]) -> dict[str, tuple]:
@@ -150,6 +150,7 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
             ax.set_ylim(lo / 1.5, hi * 1.5)
         ax.set_title(group, fontsize="medium")
         ax.set_xlabel("training steps")
+        ax.locator_params(axis="x", nbins=5)  # fewer ticks: each costs a panel time to build and draw
         ax.set_ylabel("gradient L2 norm (log scale)")
         ax.grid(alpha=0.3, which="both")
     fig.legend(*axes[0].get_legend_handles_labels(), fontsize="small", loc="lower center", ncols=min(6, len(layers)),
@@ -233,6 +234,7 @@ def activations(hists: dict[str, tuple[str, pd.DataFrame]], block: str, order: l
                       label=f"{'before' if where == 'pre_norm' else 'after'} the norm ({where})")
             steps.add(int(d["step"].iloc[0]))
         ax.set_xlabel("activation value")
+        ax.locator_params(nbins=5)
         ax.set_ylabel("density (fraction per unit)")
         ax.grid(alpha=0.3)
         ax = row[1]  # per-feature variances: after a norm often all within 1e-6 of 1, so both
@@ -257,6 +259,7 @@ def activations(hists: dict[str, tuple[str, pd.DataFrame]], block: str, order: l
                 _log(ax, "x")
             ax.set_xlabel("per-feature variance over the probe batch" + (" (log scale)" if positive else ""))
         ax.set_ylabel("number of features")
+        ax.locator_params(axis="y", nbins=5)
         ax.grid(alpha=0.3)
         row[0].set_title(f"{group}: values", fontsize="medium")
         row[1].set_title(f"{group}: per-feature variance", fontsize="medium")
