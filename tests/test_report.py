@@ -298,6 +298,20 @@ def test_pictures_without_data_are_left_out_with_a_note(report, tmp_path):
     assert not (sweep / "report" / "activations.png").exists() and not (sweep / "report" / "grad_norms.png").exists()
 
 
+def test_a_corrupt_histograms_file_costs_only_its_picture(report, tmp_path):
+    sweep = write_sweep(tmp_path / "s")
+    for seed in range(2):
+        write_run(sweep / str(seed), seed=seed, histograms=True)
+    (sweep / "0" / "histograms.csv").write_text("step,epoch,tag,left,right,count\n0,0,act/block2/pre_norm,a,b,c\n")
+    code, _, err = report(sweep)
+    assert code == 0
+    assert err.strip().splitlines() == ["normbench: warning: left s/0 out of the activation picture: corrupt "
+                                        "histograms.csv: a step, bin edge or count that is not a number"]
+    assert pd.read_csv(sweep / "report" / "summary.csv")["seeds (completed)"].tolist() == [2]
+    page = (sweep / "report" / "report.html").read_text()
+    assert "Not drawn" not in page and "its first completed seed with readable histograms" in page  # seed 1
+
+
 def test_the_activation_picture_uses_the_block_asked_for(report, tmp_path):
     sweep = write_sweep(tmp_path / "s")
     write_run(sweep / "0", histograms=False)

@@ -117,11 +117,21 @@ def run(argv: list[str]) -> int:
     summary, baseline = table.summarize(runs, axes, args.metric, args.baseline, args.resamples, args.seed)
     order = list(summary["group"])
 
-    # one run per group for the activation picture: its first completed seed
+    # one run per group for the activation picture: its first completed seed with readable histograms
     done = runs[runs["status"] == "completed"]
     seed_col = "config.seed" if "config.seed" in done else "run_dir"
-    first = done.sort_values([seed_col, "run_dir"]).groupby("group", sort=False)["run_dir"].first()
-    hists = {g: (d, h) for g, d in first.items() if (h := load.read_histograms(d)) is not None}
+    ordered = done.sort_values([seed_col, "run_dir"])
+    hists = {}
+    for group, run_dirs in ordered.groupby("group", sort=False)["run_dir"]:
+        for run_dir in run_dirs.iloc[:3]:
+            try:
+                h = load.read_histograms(run_dir)
+            except load.Skip as e:  # the run stays in the table; only its picture is missing
+                print(f"normbench: warning: left {run_dir} out of the activation picture: {e}", file=sys.stderr)
+                continue
+            if h is not None:
+                hists[group] = (run_dir, h)
+            break
     block = _block(hists, args.block)
     hists = {g: (d, h[h["tag"].str.startswith(f"act/{block}/")]) for g, (d, h) in hists.items()}
     hists = {g: v for g, v in hists.items() if not v[1].empty}

@@ -232,21 +232,25 @@ def load(paths: list[Path]) -> Runs:
 
 def read_histograms(run_dir: str, block: str | None = None) -> pd.DataFrame | None:
     """A run's activation histograms (``act/<block>/...``) at the last step each was
-    recorded, or None when the run recorded none (or its file cannot be read)."""
+    recorded, or None when the run recorded none (probes off). Raises Skip when its
+    histograms.csv cannot be read."""
     path = Path(run_dir) / HISTOGRAMS
     if not path.exists():
         return None
     try:
         h = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return None
+    except pd.errors.EmptyDataError as e:
+        raise Skip(f"corrupt {HISTOGRAMS}: empty") from e
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise Skip(f"corrupt {HISTOGRAMS} ({_first_line(e)})") from e
     if list(h.columns) != HISTOGRAM_COLUMNS:
-        return None
+        raise Skip(f"unknown layout: {HISTOGRAMS} has columns {', '.join(map(str, h.columns))}; "
+                   f"known: {', '.join(HISTOGRAM_COLUMNS)}")
     numbers = h[["step", "left", "right", "count"]].apply(pd.to_numeric, errors="coerce")
     if numbers.isna().any().any():
-        return None
+        raise Skip(f"corrupt {HISTOGRAMS}: a step, bin edge or count that is not a number")
     h = h.assign(**numbers, tag=h["tag"].astype(str))
-    h = h[h["tag"].astype(str).str.startswith(f"act/{block}/" if block else "act/")]
+    h = h[h["tag"].str.startswith(f"act/{block}/" if block else "act/")]
     if h.empty:
         return None
     last = h.groupby("tag")["step"].transform("max")

@@ -267,12 +267,12 @@ def activations(hists: dict[str, tuple[str, pd.DataFrame]], block: str, order: l
     step_text = ", ".join(map(str, sorted(steps)))
     fig.suptitle(f"{title} (probe batch, step {step_text})")
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.6 / fig.get_figheight(), top=1 - 0.7 / fig.get_figheight(),
-                        hspace=0.75 * 2.8 / 2.8, wspace=0.25)
+                        hspace=0.75, wspace=0.25)
     fig.savefig(path)
     plt.close(fig)
-    return Picture(path.name, title, f"From histograms.csv (act/{block}/pre_norm, post_norm and their "
-                                     f"/feature_var) at each run's last probe, step {step_text}; one run per group "
-                                     f"(its first completed seed). Left: every value of the probe batch; right: the "
-                                     f"variance of each feature (channel) over the batch."
+    caption = (f"From histograms.csv (act/{block}/pre_norm, post_norm and their /feature_var) at each run's last "
+               f"probe, step {step_text}; one run per group (its first completed seed with readable histograms). "
+               f"Left: every value of the probe batch; right: the variance of each feature (channel) over the batch.")
+    return Picture(path.name, title, caption
                    + (f" The first {len(groups)} of {len(all_groups)} groups in table order."
                       if len(all_groups) > len(groups) else ""))
