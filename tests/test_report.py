@@ -335,6 +335,7 @@ def test_the_activation_picture_uses_the_block_asked_for(report, tmp_path):
     (["s", "--baseline", "bn"], "--baseline bn: not key=value; allowed: "),
     (["s", "--resamples", "5"], "--resamples 5: too few for a 95% interval; allowed: an integer >= 100"),
     (["s", "--block", "block9"], "--block block9: no activation histograms of it in these runs; allowed: block1, "),
+    (["s", "--out", "afile"], "--out afile: exists and is not a directory; allowed: a directory (made if missing)"),
     (["s", "--colour", "red"], "unrecognized arguments: --colour red; allowed: see normbench report --help"),
     (["s", "--resamples", "many"], "argument --resamples: invalid int value: 'many'; allowed: "),
     (["all_bad"], "PATH all_bad: none of its 1 run directories could be read (see the warnings); allowed: "),
@@ -346,6 +347,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(report, tmp_path,
         for placement in ("pre", "post"):
             write_run(sweep / f"{norm}{placement}", norm=norm, placement=placement, histograms=True)
     (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("")
     write_run(tmp_path / "all_bad" / "0")
     (tmp_path / "all_bad" / "0" / "summary.json").write_text("{")
     code, out, err = report(*args)

@@ -117,28 +117,16 @@ def run(argv: list[str]) -> int:
     summary, baseline = table.summarize(runs, axes, args.metric, args.baseline, args.resamples, args.seed)
     order = list(summary["group"])
 
-    # one run per group for the activation picture: its first completed seed with readable histograms
     done = runs[runs["status"] == "completed"]
-    seed_col = "config.seed" if "config.seed" in done else "run_dir"
-    ordered = done.sort_values([seed_col, "run_dir"])
-    hists = {}
-    for group, run_dirs in ordered.groupby("group", sort=False)["run_dir"]:
-        for run_dir in run_dirs.iloc[:3]:
-            try:
-                h = load.read_histograms(run_dir)
-            except load.Skip as e:  # the run stays in the table; only its picture is missing
-                print(f"normbench: warning: left {run_dir} out of the activation picture: {e}", file=sys.stderr)
-                continue
-            if h is not None:
-                hists[group] = (run_dir, h)
-            break
-    block = _block(hists, args.block)
-    hists = {g: (d, h[h["tag"].str.startswith(f"act/{block}/")]) for g, (d, h) in hists.items()}
-    hists = {g: v for g, v in hists.items() if not v[1].empty}
+    block, hists = _activation_runs(done, args.block)
 
     # everything is read and checked: write
     out = args.out or _default_out(paths)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot make this directory ({e.strerror}); allowed: a directory you can "
+                         f"write to") from e
     summary.to_csv(out / "summary.csv", index=False)
     md = table.readable(summary, axes, args.metric)
     metric_label = METRICS[args.metric].label
@@ -158,7 +146,7 @@ def run(argv: list[str]) -> int:
                     "Training loss", log=True),
         plots.grad_norms(agg, order, out / "grad_norms.png"),
         plots.distribution(runs, summary, args.metric, out / f"{args.metric}_per_seed.png"),
-        plots.activations({g: v for g, v in hists.items()}, block or "block2", order, out / "activations.png"),
+        plots.activations(hists, block or "block2", order, out / "activations.png"),
     ]
     for p in pictures:
         if not p.drawn:
@@ -176,6 +164,28 @@ def run(argv: list[str]) -> int:
     print(f"table: {load.shown(out / 'summary.md')} (every result), {load.shown(out / 'summary.csv')}")
     print(f"report: {load.shown(html_path)}")
     return 0
+
+
+def _activation_runs(done, wanted_block: str | None):
+    """The block to picture and, per group, one run's histograms of it: the group's first
+    completed seed with a readable histograms.csv (a corrupt one: a warning, next seed)."""
+    from . import load
+
+    seed_col = "config.seed" if "config.seed" in done else "run_dir"
+    hists = {}
+    for group, run_dirs in done.sort_values([seed_col, "run_dir"]).groupby("group", sort=False)["run_dir"]:
+        for run_dir in run_dirs.iloc[:3]:
+            try:
+                h = load.read_histograms(run_dir)
+            except load.Skip as e:  # the run stays in the table; only its picture is missing
+                print(f"normbench: warning: left {run_dir} out of the activation picture: {e}", file=sys.stderr)
+                continue
+            if h is not None:
+                hists[group] = (run_dir, h)
+            break
+    block = _block(hists, wanted_block)
+    hists = {g: (d, h[h["tag"].str.startswith(f"act/{block}/")]) for g, (d, h) in hists.items()}
+    return block, {g: v for g, v in hists.items() if not v[1].empty}
 
 
 def _facts(runs, skipped, axes, baseline, args) -> list[str]:
