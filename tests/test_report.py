@@ -494,3 +494,13 @@ def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, 
         loss = np.exp(np.log(wide["train/loss"]).groupby("step").mean())  # geometric: drawn on a log scale
         assert np.allclose(agg.loc[(norm, "train/loss"), "mean"], loss)
     assert not agg.index.get_level_values("tag").isin(["train/acc"]).any()  # only what is drawn is kept
+
+
+def test_the_report_benchmark_script_runs(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_report.py"
+    proc = subprocess.run([sys.executable, str(script), "--runs", "6", "--groups", "2", "--steps", "40", "--keep",
+                           str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("6 runs in 2 groups (6 metrics.csv files, 28 rows each)")
+    assert "normbench report (whole process" in proc.stdout
+    assert (next((tmp_path / "runs").rglob("report.html"))).stat().st_size > 10_000
