@@ -229,7 +229,7 @@ def test_top_level_usage_and_unknown_commands(workdir):
     assert proc.returncode == 2 and "usage: normbench <command>" in proc.stderr and "train" in proc.stderr
     proc = run_cli("trian", cwd=workdir)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "normbench: error: unknown command 'trian'; allowed: train, evaluate"
+    assert proc.stderr.strip() == "normbench: error: unknown command 'trian'; allowed: train, evaluate, report"
     import subprocess
 
     proc = subprocess.run([sys.executable, "-m", "normbench", "--version"], capture_output=True, text=True, cwd=workdir)

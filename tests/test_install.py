@@ -51,3 +51,8 @@ def test_the_wheel_installs_into_a_new_venv_and_runs_from_anywhere(tmp_path):
     (summary,) = elsewhere.glob("outputs/runs/*/*/summary.json")
     s = json.loads(summary.read_text())
     assert s["status"] == "completed" and s["config"]["model"]["name"] == "cnn"
+    assert "normbench/report/command.py" in names
+    proc = subprocess.run([str(venv / "bin" / "normbench"), "report", "outputs"], capture_output=True, text=True,
+                          cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert (elsewhere / "outputs" / "report" / "report.html").stat().st_size > 10_000

@@ -2,6 +2,7 @@
 
     normbench train [overrides]     train one configuration (Hydra; -m sweeps a grid)
     normbench evaluate <run dir>    loss and accuracy of its checkpoint, in eval mode
+    normbench report [PATH ...]     compare runs across seeds: tables, pictures, report.html
 """
 
 from __future__ import annotations
@@ -133,10 +134,24 @@ def _evaluate(args: list[str]) -> int:
         return e.exit_code
 
 
+def _report(args: list[str]) -> int:
+    from .errors import UsageError
+    from .report.command import run
+
+    try:
+        return run(args)
+    except UsageError as e:
+        print(f"normbench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except SystemExit as e:  # --help
+        return e.code if isinstance(e.code, int) else 0
+
+
 # name -> (what it does, how to run it with the remaining arguments)
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train one configuration, or sweep a grid with -m (Hydra overrides: key=value)", _train),
     "evaluate": ("loss and accuracy of a run's checkpoint on the validation (or test) split", _evaluate),
+    "report": ("compare runs across seeds: a table with bootstrap intervals, pictures, report.html", _report),
 }
 
 

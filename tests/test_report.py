@@ -1,0 +1,506 @@
+"""``normbench report``: the table's numbers against each run's own files, intervals,
+baselines, skipped directories, bad input, a real sweep end to end, and the page in a
+headless Chromium."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from normbench.cli import main
+from report_fixtures import write_histograms, write_run, write_sweep
+
+PICTURES = ["val_acc.png", "train_loss.png", "grad_norms.png", "final_val_acc_per_seed.png", "activations.png"]
+
+
+@pytest.fixture
+def report(monkeypatch, capsys, tmp_path):
+    """``normbench report <args>`` in this process, from ``cwd`` (default tmp_path):
+    (exit code, stdout, stderr)."""
+    def run(*args: str, cwd: Path | None = None):
+        monkeypatch.chdir(cwd or tmp_path)
+        code = main(["report", *map(str, args)])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def summaries(root: Path) -> pd.DataFrame:
+    """Each run's summary.json, read here without the report's code."""
+    rows = []
+    for path in sorted(root.rglob("summary.json")):
+        s = json.loads(path.read_text())
+        rows.append({"dir": path.parent, "status": s["status"], "norm": s["config"]["norm"]["name"],
+                     "seed": s["config"]["seed"], **{k: s.get(k) for k in (
+                         "final_val_acc", "best_val_acc", "steps_to_target", "seconds_to_target",
+                         "final_train_loss", "train_eval_gap")}})
+    return pd.DataFrame(rows).astype({k: float for k in ("final_val_acc", "best_val_acc", "steps_to_target",
+                                                         "seconds_to_target", "final_train_loss",
+                                                         "train_eval_gap")})
+
+
+def bootstrap(values, resamples=4000, seed=123):
+    """An independent percentile bootstrap of the mean (a different seed and count)."""
+    values = np.asarray(values, float)
+    rng = np.random.default_rng(seed)
+    means = np.array([rng.choice(values, len(values)).mean() for _ in range(resamples)])
+    return np.percentile(means, [2.5, 97.5])
+
+
+@pytest.fixture
+def mixed_sweep(tmp_path) -> Path:
+    """Two groups: bn (4 completed, one diverged, one failed) and none (3 completed, one
+    interrupted); steps to target reached by some runs only."""
+    sweep = write_sweep(tmp_path / "outputs" / "multirun" / "2026-11-23" / "10-00-00")
+    bn = [(0.97, 0.98, 120, 1.2, 0.05, -0.01), (0.95, 0.97, 180, 1.9, 0.07, 0.0),
+          (0.96, 0.96, None, None, 0.06, -0.02), (0.99, 0.99, 100, 1.0, 0.04, 0.01)]
+    for seed, (acc, best, steps, secs, loss, gap) in enumerate(bn):
+        write_run(sweep / str(seed), norm="bn", seed=seed, final_val_acc=acc, best_val_acc=best,
+                  steps_to_target=steps, seconds_to_target=secs, final_train_loss=loss, train_eval_gap=gap,
+                  histograms=True)
+    write_run(sweep / "4", norm="bn", seed=4, status="diverged", final_val_acc=0.1, final_train_loss=2.3)
+    write_run(sweep / "5", norm="bn", seed=5, status="failed", final_val_acc=None, final_train_loss=None)
+    for seed, acc in enumerate([0.88, 0.90, 0.86]):
+        write_run(sweep / str(6 + seed), norm="none", seed=seed, final_val_acc=acc, final_train_loss=0.4,
+                  train_eval_gap=0.0, histograms=True)
+    write_run(sweep / "9", norm="none", seed=3, status="interrupted", final_val_acc=0.5, final_train_loss=1.0)
+    return sweep
+
+
+def test_table_numbers_equal_those_computed_from_each_runs_files(report, mixed_sweep):
+    code, out, err = report(mixed_sweep)
+    assert code == 0, err
+    assert err == ""
+    table = pd.read_csv(mixed_sweep / "report" / "summary.csv").set_index("norm")
+    runs = summaries(mixed_sweep)
+    assert list(table.index) == ["bn", "none"]  # sorted by final val acc, best first
+    for norm, row in table.iterrows():
+        mine = runs[runs.norm == norm]
+        done = mine[mine.status == "completed"]
+        assert row["runs"] == len(mine) and row["seeds (completed)"] == len(done)
+        for status in ("diverged", "failed", "interrupted"):
+            assert row[status] == (mine.status == status).sum()
+        for key, label in (("final_val_acc", "final val acc"), ("best_val_acc", "best val acc"),
+                           ("final_train_loss", "final train loss"), ("train_eval_gap", "train-eval gap"),
+                           ("steps_to_target", "steps to target (runs reaching it)"),
+                           ("seconds_to_target", "seconds to target (runs reaching it)")):
+            values = done[key].dropna().to_numpy()  # diverged, failed, interrupted never averaged in
+            if len(values) == 0:  # no run reached the target: no mean, said so in the column name
+                assert np.isnan(row[f"{label} mean"]) and np.isnan(row[f"{label} CI low"]), key
+                continue
+            assert row[f"{label} mean"] == pytest.approx(values.mean(), abs=1e-12), key
+            assert row[f"{label} std"] == pytest.approx(values.std(ddof=1), abs=1e-12), key
+            lo, hi = bootstrap(values)
+            eps = 1e-12
+            assert values.min() - eps <= row[f"{label} CI low"] <= values.mean() + eps
+            assert values.mean() - eps <= row[f"{label} CI high"] <= values.max() + eps
+            assert row[f"{label} CI low"] == pytest.approx(lo, abs=0.25 * values.std() + 1e-9), key
+            assert row[f"{label} CI high"] == pytest.approx(hi, abs=0.25 * values.std() + 1e-9), key
+        assert row["reached target"] == done["steps_to_target"].notna().sum()
+    assert table.loc["bn", "final val acc mean"] == pytest.approx(np.mean([0.97, 0.95, 0.96, 0.99]))
+    assert table.loc["bn", "steps to target (runs reaching it) mean"] == pytest.approx(400 / 3)
+    assert table.loc["none", "reached target"] == 0
+    assert np.isnan(table.loc["none", "steps to target (runs reaching it) mean"])
+    # baseline norm=none (the default when it is one group): the difference of the means
+    assert table.loc["none", "Δ CI excludes 0"] == "baseline"
+    diff = np.mean([0.97, 0.95, 0.96, 0.99]) - np.mean([0.88, 0.90, 0.86])
+    assert table.loc["bn", "Δ final val acc vs baseline"] == pytest.approx(diff)
+    assert table.loc["bn", "Δ CI low"] > 0 and table.loc["bn", "Δ CI excludes 0"] == "yes"
+    # runs.csv: one row per run, the summary's own numbers
+    per_run = pd.read_csv(mixed_sweep / "report" / "runs.csv")
+    assert len(per_run) == len(runs) == 10
+    merged = per_run.assign(dir=[(mixed_sweep.parents[3] / d).resolve() for d in per_run.run_dir]).merge(
+        runs.assign(dir=[d.resolve() for d in runs.dir]), on="dir", suffixes=("", "_json"))
+    assert len(merged) == 10
+    assert (merged.status == merged.status_json).all() and (merged.norm == merged.norm_json).all()
+    assert np.allclose(merged.final_val_acc, merged.final_val_acc_json, equal_nan=True)
+    assert list(merged.group.unique()) and set(merged.group) == {"norm=bn", "norm=none"}
+    # the terminal: the table, then where the page is
+    assert "baseline: norm=none" in out and "+0.0875 [" in out  # the difference, signed, 4 decimals
+    page = (mixed_sweep / "report" / "report.html").relative_to(mixed_sweep.parents[3])
+    assert out.strip().splitlines()[-1] == f"report: {page}"
+    md = (mixed_sweep / "report" / "summary.md").read_text()
+    assert "| bn | 4 of 6 | 1/1/0 |" in md and "| none | 3 of 4 | 0/0/1 |" in md
+    for picture in PICTURES:
+        assert (mixed_sweep / "report" / picture).stat().st_size > 1000, picture
+
+
+def test_the_interval_shrinks_with_more_seeds(report, tmp_path):
+    """Seeds with the same spread: 3 of them, then the same values 4 times over (12)."""
+    values = [0.90, 0.92, 0.94]
+    widths = {}
+    for n in (3, 12):
+        sweep = write_sweep(tmp_path / f"s{n}")
+        for i in range(n):
+            write_run(sweep / str(i), seed=i, final_val_acc=values[i % 3])
+        code, _, err = report(sweep)
+        assert code == 0, err
+        row = pd.read_csv(sweep / "report" / "summary.csv").iloc[0]
+        assert row["final val acc mean"] == pytest.approx(0.92)
+        widths[n] = row["final val acc CI high"] - row["final val acc CI low"]
+    assert widths[12] < 0.65 * widths[3]  # about 1/sqrt(4) = 0.5 as wide
+    assert widths[12] > 0.3 * widths[3]
+
+
+def test_one_seed_has_no_interval_and_the_same_runs_give_the_same_report(report, tmp_path):
+    sweep = write_sweep(tmp_path / "s")
+    write_run(sweep / "0", norm="bn", final_val_acc=0.95)
+    for i in range(3):
+        write_run(sweep / f"n{i}", norm="none", seed=i, final_val_acc=0.8 + 0.01 * i)
+    code, out, err = report(sweep)
+    assert code == 0, err
+    first = (sweep / "report" / "summary.csv").read_text()
+    table = pd.read_csv(sweep / "report" / "summary.csv").set_index("norm")
+    assert table.loc["bn", "final val acc mean"] == 0.95
+    for column in ("final val acc std", "final val acc CI low", "final val acc CI high", "Δ CI low", "Δ CI high"):
+        assert np.isnan(table.loc["bn", column]), column  # never a fake zero-width interval
+    assert pd.isna(table.loc["bn", "Δ CI excludes 0"])
+    assert table.loc["bn", "Δ final val acc vs baseline"] == pytest.approx(0.95 - 0.81)
+    assert "0.9500 (one run)" in out and "(too few runs)" in out
+    assert report(sweep)[0] == 0
+    assert (sweep / "report" / "summary.csv").read_text() == first  # a seeded bootstrap
+
+
+def test_baseline_difference_has_the_right_sign_and_says_whether_it_excludes_zero(report, tmp_path):
+    sweep = write_sweep(tmp_path / "s")
+    accs = {"bn": [0.95, 0.96, 0.955, 0.965, 0.96], "ln": [0.90, 0.91, 0.905, 0.90, 0.91],
+            "none": [0.89, 0.93, 0.91, 0.90, 0.92]}
+    for norm, values in accs.items():
+        for seed, acc in enumerate(values):
+            write_run(sweep / f"{norm}{seed}", norm=norm, seed=seed, final_val_acc=acc,
+                      final_train_loss={"bn": 0.1, "ln": 0.2, "none": 0.3}[norm] + 0.01 * seed)
+    code, out, err = report(sweep, "--baseline", "norm=ln", "--out", tmp_path / "r")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "r" / "summary.csv").set_index("norm")
+    assert list(table.index) == ["bn", "none", "ln"]  # by mean final val acc, best first
+    assert table.loc["bn", "Δ final val acc vs baseline"] == pytest.approx(np.mean(accs["bn"]) - np.mean(accs["ln"]))
+    assert table.loc["bn", "Δ CI low"] > 0 and table.loc["bn", "Δ CI excludes 0"] == "yes"
+    assert table.loc["none", "Δ CI low"] < 0 < table.loc["none", "Δ CI high"]
+    assert table.loc["none", "Δ CI excludes 0"] == "no"  # 0.91 against 0.905: seed noise
+    assert table.loc["ln", "Δ CI excludes 0"] == "baseline"
+    assert "baseline: norm=ln" in out
+    # a worse group: negative difference; a loss is sorted lowest first
+    code, out, err = report(sweep, "--baseline", "norm=bn", "--metric", "final_train_loss", "--out", tmp_path / "l")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "l" / "summary.csv").set_index("norm")
+    assert list(table.index) == ["bn", "ln", "none"]
+    assert table.loc["none", "Δ final train loss vs baseline"] == pytest.approx(0.2)
+    assert table.loc["none", "Δ CI low"] > 0 and table.loc["none", "Δ CI excludes 0"] == "yes"
+    assert (tmp_path / "l" / "final_train_loss_per_seed.png").exists()
+
+
+def test_groups_come_from_the_config_that_varies_not_from_directory_names(report, tmp_path):
+    """Readable job names (the sweeps issue) and experiment folders: only the configs count."""
+    sweep = write_sweep(tmp_path / "outputs" / "multirun" / "my_exp" / "2026-11-23" / "10-00-00")
+    for norm in ("bn", "none"):
+        for placement in ("pre", "post"):
+            for seed in (0, 1):
+                # the directory names lie on purpose
+                write_run(sweep / f"norm=ln,placement=x,seed={seed + 7}" / norm / placement, norm=norm, seed=seed,
+                          placement=placement, final_val_acc=0.9 + 0.01 * seed)
+    code, out, err = report(sweep, "--baseline", "norm=none placement=pre")
+    assert code == 0, err
+    table = pd.read_csv(sweep / "report" / "summary.csv")
+    assert sorted(table.group) == ["norm=bn placement=post", "norm=bn placement=pre", "norm=none placement=post",
+                                   "norm=none placement=pre"]
+    assert (table["seeds (completed)"] == 2).all() and "grouped by: norm, placement" in out
+    code, out, err = report(sweep, "--by", "placement", "--out", tmp_path / "p")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "p" / "summary.csv")
+    assert sorted(table.group) == ["placement=post", "placement=pre"] and (table["seeds (completed)"] == 4).all()
+    code, out, err = report(sweep, "--by", "model.depth,norm", "--out", tmp_path / "d")
+    assert code == 0, err
+    assert sorted(pd.read_csv(tmp_path / "d" / "summary.csv").group) == ["model.depth=3 norm=bn",
+                                                                          "model.depth=3 norm=none"]
+
+
+def test_without_a_path_it_reports_the_newest_sweep_under_outputs(report, tmp_path):
+    old = write_sweep(tmp_path / "outputs" / "multirun" / "2026-11-24" / "09-00-00")  # newer name, older file
+    new = write_sweep(tmp_path / "outputs" / "multirun" / "exp" / "2026-11-23" / "08-00-00")
+    write_run(old / "0", final_val_acc=0.5)
+    write_run(new / "0", final_val_acc=0.7)
+    os.utime(old / "multirun.yaml", (1_000_000, 1_000_000))
+    code, out, err = report(cwd=tmp_path)
+    assert code == 0, err
+    assert (new / "report" / "report.html").exists() and not (old / "report").exists()
+    assert "0.7000 (one run)" in out
+
+
+@pytest.mark.parametrize("damage, why", [
+    ("corrupt_summary", "corrupt summary.json (JSONDecodeError"),
+    ("truncated_summary", "corrupt summary.json (JSONDecodeError"),
+    ("no_metrics", "incomplete: no metrics.csv for a run whose status is completed"),
+    ("no_summary", "incomplete: no summary.json"),
+    ("not_a_summary", "unknown layout: summary.json is not a normbench summary (no status)"),
+    ("unknown_status", "unknown layout: status 'running' in summary.json"),
+    ("other_metrics_layout", "unknown layout: metrics.csv has columns time, loss"),
+    ("binary_metrics", "corrupt metrics.csv"),
+    ("bad_step", "corrupt metrics.csv: a step that is not a number"),
+])
+def test_a_run_that_cannot_be_read_is_skipped_with_one_warning(report, tmp_path, damage, why):
+    sweep = write_sweep(tmp_path / "s")
+    for seed in range(3):
+        write_run(sweep / str(seed), seed=seed, final_val_acc=0.9 + 0.01 * seed)
+    bad = write_run(sweep / "bad", seed=3, final_val_acc=0.0)
+    if damage == "corrupt_summary":
+        (bad / "summary.json").write_text("{not json")
+    elif damage == "truncated_summary":
+        (bad / "summary.json").write_text((bad / "summary.json").read_text()[:200])
+    elif damage == "no_metrics":
+        (bad / "metrics.csv").unlink()
+    elif damage == "no_summary":
+        (bad / "summary.json").unlink()
+    elif damage == "not_a_summary":
+        (bad / "summary.json").write_text('{"accuracy": 1.0}')
+    elif damage == "unknown_status":
+        s = json.loads((bad / "summary.json").read_text())
+        (bad / "summary.json").write_text(json.dumps({**s, "status": "running"}))
+    elif damage == "other_metrics_layout":
+        (bad / "metrics.csv").write_text("time,loss\n1,2\n")
+    elif damage == "bad_step":
+        with open(bad / "metrics.csv", "a") as f:
+            f.write("ten,1,train/loss,0.5,0.0\n")
+    elif damage == "binary_metrics":
+        (bad / "metrics.csv").write_bytes(b"\x00\xff\xfe" * 100)
+    code, out, err = report(sweep)
+    assert code == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"normbench: warning: skipped {bad.relative_to(tmp_path)}: {why}"), lines[0]
+    table = pd.read_csv(sweep / "report" / "summary.csv")
+    assert table["runs"].sum() == 3 and table["final val acc mean"][0] == pytest.approx(0.91)
+    page = html.unescape((sweep / "report" / "report.html").read_text())
+    assert "Skipped directories" in page and why.split(" (")[0] in page
+
+
+def test_pictures_without_data_are_left_out_with_a_note(report, tmp_path):
+    sweep = write_sweep(tmp_path / "s")
+    for seed in range(2):
+        write_run(sweep / str(seed), seed=seed, layers=(), metrics=True, histograms=False)
+    (sweep / "report").mkdir()
+    (sweep / "report" / "activations.png").write_bytes(b"stale")  # from an earlier report
+    code, _, err = report(sweep)
+    assert code == 0, err
+    page = (sweep / "report" / "report.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') == 3  # val acc, train loss, distribution
+    assert "Not drawn: no completed run recorded grad_norm/&lt;layer&gt;" in page
+    assert "Not drawn: no completed run recorded activation histograms" in page
+    assert not (sweep / "report" / "activations.png").exists() and not (sweep / "report" / "grad_norms.png").exists()
+
+
+def test_a_corrupt_histograms_file_costs_only_its_picture(report, tmp_path):
+    sweep = write_sweep(tmp_path / "s")
+    for seed in range(2):
+        write_run(sweep / str(seed), seed=seed, histograms=True)
+    (sweep / "0" / "histograms.csv").write_text("step,epoch,tag,left,right,count\n0,0,act/block2/pre_norm,a,b,c\n")
+    code, _, err = report(sweep)
+    assert code == 0
+    assert err.strip().splitlines() == ["normbench: warning: left s/0 out of the activation picture: corrupt "
+                                        "histograms.csv: a step, bin edge or count that is not a number"]
+    assert pd.read_csv(sweep / "report" / "summary.csv")["seeds (completed)"].tolist() == [2]
+    page = (sweep / "report" / "report.html").read_text()
+    assert "Not drawn" not in page and "its first completed seed with readable histograms" in page  # seed 1
+
+
+def test_the_activation_picture_uses_the_block_asked_for(report, tmp_path):
+    sweep = write_sweep(tmp_path / "s")
+    write_run(sweep / "0", histograms=False)
+    write_histograms(sweep / "0", 0, blocks=("block1", "block3"))
+    code, _, err = report(sweep)
+    assert code == 0, err
+    assert "the norm layer of block1" in (sweep / "report" / "report.html").read_text()  # the middle of 1 and 3
+    code, _, err = report(sweep, "--block", "block3")
+    assert code == 0, err
+    assert "act/block3/pre_norm" in (sweep / "report" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nowhere"], "PATH nowhere: no such file or directory; allowed: "),
+    (["empty"], "PATH empty: no run directories under it (no summary.json found); allowed: "),
+    (["s", "--by", "colour"], "--by colour: not a config key of these runs; allowed: "),
+    (["s", "--metric", "accuracy"], "--metric accuracy: not a result normbench records; allowed: final_val_acc, "),
+    (["s", "--baseline", "norm=gn"], "--baseline norm=gn: matches no group; allowed: one of norm=bn placement=post; "),
+    (["s", "--baseline", "norm=bn"], "--baseline norm=bn: matches 2 groups (norm=bn placement=post; norm=bn "),
+    (["s", "--baseline", "dropout=0"], "--baseline dropout=0: dropout is not a grouping key; allowed: norm, placement"),
+    (["s", "--baseline", "bn"], "--baseline bn: not key=value; allowed: "),
+    (["s", "--resamples", "5"], "--resamples 5: too few for a 95% interval; allowed: an integer >= 100"),
+    (["s", "--block", "block9"], "--block block9: no activation histograms of it in these runs; allowed: block1, "),
+    (["s", "--out", "afile"], "--out afile: exists and is not a directory; allowed: a directory (made if missing)"),
+    (["s", "--colour", "red"], "unrecognized arguments: --colour red; allowed: see normbench report --help"),
+    (["s", "--resamples", "many"], "argument --resamples: invalid int value: 'many'; allowed: "),
+    (["all_bad"], "PATH all_bad: none of its 1 run directories could be read (see the warnings); allowed: "),
+    ([], "PATH (none given): no sweep under outputs/ (no directory there holds multirun.yaml); allowed: "),
+])
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(report, tmp_path, args, message):
+    sweep = write_sweep(tmp_path / "s")
+    for norm in ("bn", "none"):
+        for placement in ("pre", "post"):
+            write_run(sweep / f"{norm}{placement}", norm=norm, placement=placement, histograms=True)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("")
+    write_run(tmp_path / "all_bad" / "0")
+    (tmp_path / "all_bad" / "0" / "summary.json").write_text("{")
+    code, out, err = report(*args)
+    lines = err.strip().splitlines()
+    assert code == 2
+    if args == ["all_bad"]:
+        assert lines[0].startswith("normbench: warning: skipped all_bad/0: corrupt summary.json")
+        lines = lines[1:]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"normbench: error: {message}"), lines[0]
+    assert out == ""
+    assert not list(tmp_path.rglob("report")), "nothing is written for bad input"
+
+
+def test_help_lists_the_options(report):
+    code, out, _ = report("--help")
+    assert code == 0
+    for option in ("--by", "--metric", "--baseline", "--out", "--block", "--resamples", "report.html", "runs.csv"):
+        assert option in out
+
+
+def test_the_command_line_imports_neither_pandas_nor_matplotlib():
+    """Start-up cost: only ``normbench report`` loads them."""
+    code = ("import sys, normbench.cli, normbench.errors; "
+            "sys.exit(any(m in sys.modules for m in ('pandas', 'matplotlib', 'scipy')))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# a real sweep through the real command
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("real")
+    proc = run_cli("train", "-m", "norm=bn,none", "seed=0,1", "epochs=1", "progress=false", "checkpoint=false",
+                   cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("report", cwd=cwd)
+    (sweep,) = [p.parent for p in (cwd / "outputs").rglob("multirun.yaml")]
+    return cwd, sweep, proc
+
+
+def test_a_real_sweep_end_to_end(real_sweep):
+    cwd, sweep, proc = real_sweep
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    out = sweep / "report"
+    assert proc.stdout.strip().splitlines()[-1] == f"report: {(out / 'report.html').relative_to(cwd)}"
+    table = pd.read_csv(out / "summary.csv").set_index("norm")
+    runs = summaries(sweep)
+    assert sorted(table.index) == ["bn", "none"] and "grouped by: norm" in proc.stdout
+    for norm, row in table.iterrows():
+        mine = runs[runs.norm == norm]
+        assert row["seeds (completed)"] == 2 and sorted(mine.seed) == [0, 1]
+        assert row["final val acc mean"] == pytest.approx(mine.final_val_acc.mean(), abs=1e-12)
+        assert row["final val acc std"] == pytest.approx(mine.final_val_acc.std(ddof=1), abs=1e-12)
+        assert row["final train loss mean"] == pytest.approx(mine.final_train_loss.mean(), abs=1e-12)
+        assert row["best val acc mean"] == pytest.approx(mine.best_val_acc.mean(), abs=1e-12)
+    # the curves: the last mean of val/acc per group equals the mean of the runs' metrics.csv
+    for d in runs.dir:
+        m = pd.read_csv(d / "metrics.csv")
+        assert m[m.tag == "val/acc"].value.iloc[-1] == pytest.approx(runs.set_index("dir").loc[d, "final_val_acc"])
+    for picture in PICTURES:
+        assert (out / picture).stat().st_size > 5000, picture
+    page = (out / "report.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') == len(PICTURES) and "Not drawn" not in page
+    assert "http://" not in page and "https://" not in page and "src=\"data:" in page
+
+
+def _browser():
+    """A headless Chromium driven by Debian's chromedriver, or a skip saying what is missing."""
+    required = os.environ.get("NORMBENCH_REQUIRE_BROWSER") == "1"
+    missing = [p for p in ("/usr/bin/chromium", "/usr/bin/chromedriver") if not Path(p).exists()]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("selenium (pip install -e '.[test]')")
+    if missing:
+        reason = f"headless Chromium not available: missing {', '.join(missing)} (apt-get install chromium " \
+                 f"chromium-driver)"
+        if required:
+            pytest.fail(reason + "; NORMBENCH_REQUIRE_BROWSER=1 requires it")
+        pytest.skip(reason)
+    return webdriver, Service
+
+
+def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_path):
+    webdriver, Service = _browser()
+    _, sweep, proc = real_sweep
+    assert proc.returncode == 0, proc.stderr
+    page = tmp_path / "copy" / "report.html"  # alone in a directory: it needs nothing beside it
+    page.parent.mkdir()
+    shutil.copy(sweep / "report" / "report.html", page)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-default-apps", "--disable-extensions",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.set_page_load_timeout(60)
+        driver.get(page.as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight,"
+            " i.getBoundingClientRect().width, i.src.slice(0, 22)])")
+        rows = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#summary tbody tr')).map(r => r.cells[0].textContent)")
+        resources = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)")
+        title = driver.title
+    finally:
+        driver.quit()
+    assert len(images) == len(PICTURES)
+    for alt, complete, width, height, shown_width, src in images:
+        assert complete and width > 300 and height > 200 and shown_width > 100, alt
+        assert src == "data:image/png;base64,", alt
+    assert sorted(rows) == ["bn", "none"]
+    assert all(name.startswith("data:") for name in resources), resources
+    assert title.startswith("normbench report")
+
+
+def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, monkeypatch):
+    """What the curve pictures draw, against each run's metrics.csv read here."""
+    from normbench.report import load, plots
+
+    monkeypatch.chdir(mixed_sweep)
+    loaded = load.load([mixed_sweep])
+    done = loaded.runs[loaded.runs.status == "completed"]
+    groups = done.set_index("run_dir")["config.norm.name"]
+    agg = plots.aggregate(loaded.metrics, groups).set_index(["group", "tag", "step"])
+    runs = summaries(mixed_sweep)
+    for norm in ("bn", "none"):
+        mine = runs[(runs.norm == norm) & (runs.status == "completed")]
+        wide = pd.concat([pd.read_csv(d / "metrics.csv").pivot_table(index="step", columns="tag", values="value")
+                          for d in mine.dir], keys=range(len(mine)), names=["run", "step"])
+        acc = wide["val/acc"].groupby("step").agg(["mean", "std", "count"])
+        assert np.allclose(agg.loc[(norm, "val/acc"), "mean"], acc["mean"])
+        half = agg.loc[(norm, "val/acc"), "hi"] - agg.loc[(norm, "val/acc"), "mean"]
+        t = {3: 4.302653, 4: 3.182446}[len(mine)]
+        assert np.allclose(half, t * acc["std"] / np.sqrt(acc["count"]))
+        loss = np.exp(np.log(wide["train/loss"]).groupby("step").mean())  # geometric: drawn on a log scale
+        assert np.allclose(agg.loc[(norm, "train/loss"), "mean"], loss)
+    assert not agg.index.get_level_values("tag").isin(["train/acc"]).any()  # only what is drawn is kept
+
+
+def test_the_report_benchmark_script_runs(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_report.py"
+    proc = subprocess.run([sys.executable, str(script), "--runs", "6", "--groups", "2", "--steps", "40", "--keep",
+                           str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("6 runs in 2 groups (6 metrics.csv files, 28 rows each)")
+    assert "normbench report (whole process" in proc.stdout
+    assert (next((tmp_path / "runs").rglob("report.html"))).stat().st_size > 10_000
