@@ -99,3 +99,18 @@ def test_evaluate_uses_eval_mode_and_restores_the_mode():
     before = bn.running_mean.clone()
     evaluate(tr.model, tr.data.val, 100)
     assert tr.model.training and torch.equal(bn.running_mean, before)
+
+
+def test_train_mode_evaluation_counts_every_sample_once_with_full_batches():
+    # 360 validation samples, batches of 64: the last batch (40 samples) is topped up to 64
+    tr = trainer_for("batch_size=64")
+    n, sizes = len(tr.data.val), []
+    hook = tr.model.block1.norm.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    evaluate(tr.model, tr.data.val, 64, bn_mode="train")
+    hook.remove()
+    assert n % 64 and sizes == [64] * math.ceil(n / 64)
+    # a per-sample norm computes the same function in both modes: the gap is exactly 0
+    ln = trainer_for("norm=ln", "batch_size=64")
+    eval_loss, eval_acc = evaluate(ln.model, ln.data.val, 64)
+    train_loss, train_acc = evaluate(ln.model, ln.data.val, 64, bn_mode="train")
+    assert train_acc == eval_acc and math.isclose(train_loss, eval_loss, rel_tol=1e-5)

@@ -68,22 +68,21 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, bn_mode: str = "ev
 
     ``bn_mode="eval"``: BatchNorm uses its running statistics (the usual evaluation).
     ``bn_mode="train"``: BatchNorm normalises each batch of ``batch_size`` with that batch's
-    statistics, as in training, and its running statistics are left alone. Only full
-    batches are used then (the whole split if it is smaller than one), so every batch
-    statistic is over ``batch_size`` samples, as in training."""
+    statistics, as in training, and its running statistics are left alone. Every sample is
+    counted once and every batch statistic is over ``batch_size`` samples, as in training:
+    the last, incomplete batch is topped up with the samples before it, whose predictions
+    were counted already (the whole split is one batch if it is smaller than one)."""
     n = len(split)
-    if bn_mode == "train":
-        n = n // batch_size * batch_size or n
-        modes = bn_in_train_mode(model)
-    else:
-        modes = eval_mode(model)
+    train_mode = bn_mode == "train"
+    modes = bn_in_train_mode(model) if train_mode else eval_mode(model)
     loss = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
     with modes:
         for i in range(0, n, batch_size):
             j = min(i + batch_size, n)
-            x, y = split.x[i:j], split.y[i:j]
-            logits = model(x)
+            start = max(0, j - batch_size) if train_mode else i  # (j - start) == batch_size in train mode
+            logits = model(split.x[start:j])[i - start:]
+            y = split.y[i:j]
             loss += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
     return loss.item() / n, correct.item() / n
