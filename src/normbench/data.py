@@ -60,12 +60,39 @@ class _Raw:
     test: Optional[Split] = None
 
 
-def _digits(cfg) -> _Raw:
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ``load_digits()`` gives them: images (1797, 8, 8) float64
+    and targets (1797,) int64, read straight from the file scikit-learn ships
+    (``sklearn/datasets/data/digits.csv.gz``, found without importing scikit-learn: its
+    import pulls in scipy and pandas, about 2 s). If that file is missing or not what
+    is expected, ``load_digits()`` itself is used; a test checks both give the same arrays."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for where in locations:
+        path = os.path.join(where, "datasets", "data", "digits.csv.gz")
+        try:
+            import gzip
+
+            with gzip.open(path, mode="rt", encoding="utf-8") as f:
+                table = np.loadtxt(f, delimiter=",")  # as load_digits reads it
+        except (OSError, ValueError, EOFError):
+            continue
+        target = table[:, -1] if table.ndim == 2 else None
+        if (table.shape == (1797, 65) and np.array_equal(table, np.floor(table))
+                and table[:, :-1].min() >= 0 and table[:, :-1].max() <= 16 and set(np.unique(target)) == set(range(10))):
+            return table[:, :-1].reshape(-1, 8, 8), target.astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
-    return _Raw(x, torch.from_numpy(bunch.target.astype(np.int64)))
+    return bunch.images, bunch.target.astype(np.int64)
+
+
+def _digits(cfg) -> _Raw:
+    images, target = digits_arrays()
+    x = torch.from_numpy(images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
+    return _Raw(x, torch.from_numpy(target))
 
 
 def _per_feature(values, n: int) -> np.ndarray:
@@ -142,12 +169,46 @@ LOADERS: dict[str, Callable[[object], _Raw]] = {
 
 
 def stratified_split(y: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, val) with class proportions kept in both (scikit-learn's splitter)."""
-    from sklearn.model_selection import train_test_split
+    """Indices (train, val), sorted, with class proportions kept in both: the split
+    ``sklearn.model_selection.train_test_split(..., test_size=val_fraction, stratify=y,
+    random_state=seed)`` makes (StratifiedShuffleSplit's algorithm and random draws, BSD-3,
+    scikit-learn 1.x), written out here because importing scikit-learn takes about 2 s.
+    A test checks that both give the same split."""
+    labels = y.numpy()
+    n = len(labels)
+    n_val = math.ceil(val_fraction * n)
+    n_train = n - n_val
+    _, y_indices, class_counts = np.unique(labels, return_inverse=True, return_counts=True)
+    class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
+    rng = np.random.RandomState(seed)
+    n_i = _approximate_mode(class_counts, n_train, rng)
+    t_i = _approximate_mode(class_counts - n_i, n_val, rng)
+    train, val = [], []
+    for i in range(len(class_counts)):
+        members = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
+        train.extend(members[:n_i[i]])
+        val.extend(members[n_i[i]:n_i[i] + t_i[i]])
+    return torch.from_numpy(np.sort(np.asarray(train, dtype=np.int64))), torch.from_numpy(
+        np.sort(np.asarray(val, dtype=np.int64)))
 
-    idx = np.arange(len(y))
-    tr, va = train_test_split(idx, test_size=val_fraction, stratify=y.numpy(), random_state=seed)
-    return torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+
+def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """How many of each class to draw so that ``n_draws`` keeps the class proportions, ties
+    broken at random (scikit-learn's ``utils.extmath._approximate_mode``)."""
+    continuous = class_counts / class_counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need_to_add = int(n_draws - floored.sum())
+    if need_to_add > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need_to_add)
+            inds = rng.choice(inds, size=add_now, replace=False)
+            floored[inds] += 1
+            need_to_add -= add_now
+            if need_to_add == 0:
+                break
+    return floored.astype(int)
 
 
 def standardize(train: Split, *others: Optional[Split]) -> None:
