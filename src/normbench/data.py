@@ -7,6 +7,7 @@ taken by indexing a shuffled permutation (see ``trainer.py``), with no per-sampl
 | -------------- | --------------------------------------------- | ----------- | ------- |
 | digits         | scikit-learn's bundled 8x8 digits (no network) | (1, 8, 8)   | 10      |
 | blobs          | generated Gaussian classes                    | (n_features,) | n_classes |
+| synthetic      | generated images: class mean + noise          | data.shape  | n_classes |
 | mnist          | torchvision.datasets.MNIST under data.root     | (1, 28, 28) | 10      |
 | fashion_mnist  | torchvision.datasets.FashionMNIST              | (1, 28, 28) | 10      |
 | cifar10        | torchvision.datasets.CIFAR10                   | (3, 32, 32) | 10      |
@@ -118,6 +119,17 @@ def _blobs(cfg) -> _Raw:
     return _Raw(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64)))
 
 
+def _synthetic(cfg) -> _Raw:
+    """Each class a fixed random mean input (standard normal values), each sample its
+    class's mean plus ``noise`` times standard normal noise; classes in equal numbers."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    shape = tuple(cfg.shape)
+    means = torch.randn((cfg.n_classes, *shape), generator=g)
+    y = (torch.arange(cfg.n_samples) % cfg.n_classes)[torch.randperm(cfg.n_samples, generator=g)]
+    x = means[y].add_(torch.randn((cfg.n_samples, *shape), generator=g), alpha=cfg.noise)
+    return _Raw(x, y)
+
+
 # torchvision class, its folder under data.root, the files it needs there
 _TORCHVISION = {
     "mnist": ("MNIST", "MNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*"),
@@ -162,6 +174,7 @@ def _torchvision(cfg) -> _Raw:
 LOADERS: dict[str, Callable[[object], _Raw]] = {
     "digits": _digits,
     "blobs": _blobs,
+    "synthetic": _synthetic,
     "mnist": _torchvision,
     "fashion_mnist": _torchvision,
     "cifar10": _torchvision,
