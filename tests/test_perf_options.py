@@ -74,8 +74,9 @@ def test_synthetic_images_are_cifar_shaped_by_default_fixed_and_learnable():
 
 @pytest.mark.parametrize("args,expected", [
     (["amp=fp16"], "normbench: error: amp=fp16 is not allowed; allowed: none, bf16 (fp16 would need loss scaling"),
-    (["channels_last=true"], "normbench: error: channels_last=true is not allowed with model=mlp: it is a memory "
-                             "layout for feature maps, and an MLP has none; allowed: model=cnn, or channels_last=false"),
+    (["channels_last=true"], "normbench: error: channels_last=true is not allowed with model=mlp: it is a "
+                             "memory layout for feature maps, and an MLP has none; allowed: model=cnn, or "
+                             "channels_last=false"),
     (["compile=maybe"], "normbench: error: Error merging override compile=maybe"),
     (["data=synthetic", "data.shape=[3,32]"], "normbench: error: data.shape=[3,32] is not allowed; allowed: [C,H,W]"),
     (["data=synthetic", "data.noise=-1"], "normbench: error: data.noise=-1.0 is not allowed; allowed: a finite number"),

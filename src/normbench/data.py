@@ -80,10 +80,11 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
                 table = np.loadtxt(f, delimiter=",")  # as load_digits reads it
         except (OSError, ValueError, EOFError):
             continue
-        target = table[:, -1] if table.ndim == 2 else None
-        if (table.shape == (1797, 65) and np.array_equal(table, np.floor(table))
-                and table[:, :-1].min() >= 0 and table[:, :-1].max() <= 16 and set(np.unique(target)) == set(range(10))):
-            return table[:, :-1].reshape(-1, 8, 8), target.astype(np.int64)
+        if table.shape != (1797, 65) or not np.array_equal(table, np.floor(table)):
+            continue
+        pixels, target = table[:, :-1], table[:, -1]
+        if pixels.min() >= 0 and pixels.max() <= 16 and set(np.unique(target)) == set(range(10)):
+            return pixels.reshape(-1, 8, 8), target.astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
