@@ -149,8 +149,8 @@ for i in range(len(Y) // 64):
 """
 
 
-def startup(repeats: int) -> dict:
-    """Median whole-process wall times (s) of the three commands, run interleaved."""
+def startup(repeats: int) -> dict[str, list[float]]:
+    """Whole-process wall times (s) of the three commands, run interleaved, one list each."""
     with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
         script = os.path.join(tmp, "bare_loop.py")
         with open(script, "w") as f:
@@ -170,7 +170,7 @@ def startup(repeats: int) -> dict:
                 times[name].append(time.perf_counter() - t)
                 if proc.returncode != 0:
                     raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr}")
-    return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
+    return times
 
 
 def main() -> None:
@@ -216,13 +216,14 @@ def main() -> None:
                   f"{r['b/a']:6.3f} {r['c/a']:6.3f} {m['bare'] * r['batch']:15.0f}")
     if not args.no_startup:
         s = startup(args.startup_repeats)
-        print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved runs (range)")
-        for name, (med, lo, hi) in s.items():
-            print(f"  {name:<48} {med:6.2f} s  ({lo:.2f}-{hi:.2f})")
-        torch_s, bare_s, nb_s = (v[0] for v in s.values())
-        print(f"  {'normbench - import torch':<48} {nb_s - torch_s:+6.2f} s")
-        print(f"  {'normbench - bare loop script':<48} {nb_s - bare_s:+6.2f} s")
-        print(f"  {'bare loop script - import torch':<48} {bare_s - torch_s:+6.2f} s")
+        print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved rounds (range); "
+              f"differences: median over rounds of the difference within a round")
+        for name, t in s.items():
+            print(f"  {name:<48} {statistics.median(t):6.2f} s  ({min(t):.2f}-{max(t):.2f})")
+        torch_s, bare_s, nb_s = s.values()
+        for name, x, y in [("normbench - import torch", nb_s, torch_s), ("normbench - bare loop script", nb_s, bare_s),
+                           ("bare loop script - import torch", bare_s, torch_s)]:
+            print(f"  {name:<48} {statistics.median(a - b for a, b in zip(x, y, strict=True)):+6.2f} s")
 
 
 if __name__ == "__main__":
