@@ -7,7 +7,7 @@ from torchvision import datasets
 
 from conftest import make_cfg
 from datasets_on_disk import write_cifar10, write_mnist
-from normbench.data import digits_arrays, load_data, stratified_split
+from normbench.data import digits_arrays, load_data, make_blobs, stratified_split
 from normbench.errors import UsageError
 
 
@@ -51,6 +51,17 @@ def test_stratified_split_is_scikit_learns_train_test_split(labels, fraction, se
     tr, va = stratified_split(torch.from_numpy(y), fraction, seed)
     ref_tr, ref_va = train_test_split(np.arange(len(y)), test_size=fraction, stratify=y, random_state=seed)
     assert tr.tolist() == sorted(ref_tr.tolist()) and va.tolist() == sorted(ref_va.tolist())
+
+
+@pytest.mark.parametrize("n,k,d,std,seed", [(1000, 2, 2, 1.0, 0), (1001, 3, 5, 0.5, 4), (97, 7, 1, 2.0, 9)])
+def test_make_blobs_is_scikit_learns(n, k, d, std, seed):
+    import numpy as np
+    from sklearn import datasets
+
+    centers = np.random.default_rng(seed).normal(size=(k, d))
+    x, y = make_blobs(n, centers, std, seed)
+    rx, ry = datasets.make_blobs(n_samples=n, centers=centers, cluster_std=std, random_state=seed)
+    assert x.tobytes() == rx.tobytes() and np.array_equal(y, ry)
 
 
 def test_standardize_uses_training_statistics():
