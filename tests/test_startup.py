@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("torch", "torchvision", "pandas", "matplotlib", "sklearn", "scipy", "tensorboard")
 
 
@@ -22,7 +24,8 @@ def test_the_command_and_its_hydra_task_import_no_heavy_package(tmp_path):
                         tmp_path) == []
 
 
-def test_a_digits_run_imports_torch_and_tensorboard_only(tmp_path):
+@pytest.mark.parametrize("data", ["digits", "blobs"])
+def test_a_run_imports_torch_and_tensorboard_only(tmp_path, data):
     code = ("import sys\nfrom normbench.cli import main\n"
-            "assert main(['train', 'epochs=1', 'progress=false']) == 0")
+            f"assert main(['train', 'epochs=1', 'progress=false', 'data={data}']) == 0")
     assert loaded_after(code, tmp_path) == ["tensorboard", "torch"]
