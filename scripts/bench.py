@@ -1,30 +1,43 @@
-"""Training throughput of normbench's trainer against a bare PyTorch loop, in one run.
+"""Throughput of normbench's trainer against a bare PyTorch loop, and start-up time, in one run.
 
-    python scripts/bench.py                       # digits MLP on CPU
-    python scripts/bench.py --model cnn --repeats 7
-    python scripts/bench.py --device cuda
+    python scripts/bench.py                       # digits MLP and CNN on CPU (and CUDA when present), start-up
+    python scripts/bench.py --model cnn --repeats 7 --no-startup
+    python scripts/bench.py --device cuda --model cnn --data synthetic --batch-size 512 --amp bf16 --channels-last
 
-For each configuration it times, alternating, with the same model, data, batch size and
-number of steps:
+Throughput. For each model and device it times, alternating, with the same model, data,
+batch size and number of steps:
 
   (a) bare:       a hand-written loop: data as device tensors, index batches, forward,
-                  backward, optimizer step, nothing logged
+                  backward, optimizer step, nothing logged (with the same amp,
+                  channels-last and compile settings as the trainer)
   (b) probes off: normbench's Trainer with probe_every=0 (loss, accuracy, gradient norms
                   and update ratios every log_every steps)
   (c) probes on:  normbench's Trainer with the default probe_every
 
-and prints the median steps/s of each, and the ratios b/a and c/a as the median over
-rounds of the ratio within a round (a, b and c run back to back in each round, so a
-slow spell of the machine slows all three and cancels out). Time spent in
-evaluation at the end of each epoch is left out of (b) and (c), as the bare loop has
-none; probes are inside the timed steps.
+and prints the median steps/s of each, samples/s of the bare loop, and the ratios b/a and
+c/a as the median over rounds of the ratio within a round (a, b and c run back to back in
+each round, so a slow spell of the machine slows all three and cancels out). Time spent
+in evaluation at the end of each epoch is left out of (b) and (c), as the bare loop has
+none; probes are inside the timed steps. ``--data synthetic`` uses generated
+CIFAR-10-shaped images (3x32x32, ``data=synthetic``), nothing downloaded.
+
+Start-up. Whole-process wall time, interleaved, of ``python -c "import torch"``, of a
+bare script that trains the digits MLP for one epoch with random data of the same shape
+(what any PyTorch training script pays: torch, and torch.optim's import of torch._dynamo),
+and of ``normbench train epochs=1 progress=false`` in a temporary directory; medians and
+differences.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +59,15 @@ def bare_loop(cfg, data, device) -> float:
     """Steps per second of the fastest plain loop a user would write."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data.input_shape, data.num_classes).to(device)
-    opt = build_optimizer(cfg, model.parameters())
     X, Y = data.train.x, data.train.y
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+        X = X.contiguous(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    forward = torch.compile(model) if cfg.compile else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16" else nullcontext()
+    opt = build_optimizer(cfg, model.parameters())
     B = cfg.batch_size
     steps_per_epoch = len(Y) // B
     g = torch.Generator().manual_seed(cfg.seed)
@@ -59,7 +79,8 @@ def bare_loop(cfg, data, device) -> float:
         perm = torch.randperm(len(Y), generator=g).to(device)
         for i in range(steps_per_epoch):
             idx = perm[i * B:(i + 1) * B]
-            loss = F.cross_entropy(model(X[idx]), Y[idx])
+            with autocast:
+                loss = F.cross_entropy(forward(X[idx]), Y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -74,43 +95,135 @@ def trainer_loop(cfg, data, device) -> float:
     return outcome.steps / outcome.train_seconds
 
 
+def throughput(model: str, device_name: str, args) -> dict:
+    base = [f"model={model}", f"epochs={args.epochs}", f"device={device_name}", f"amp={args.amp}",
+            f"channels_last={str(args.channels_last and model == 'cnn').lower()}",
+            f"compile={str(args.compile).lower()}"]
+    if args.data == "synthetic":
+        base += ["data=synthetic"] + (["data.shape=[64]"] if model == "mlp" else [])
+    if args.batch_size:
+        base.append(f"batch_size={args.batch_size}")
+    base += args.overrides
+    cfgs = {"bare": config(base), "probes off": config([*base, "probe_every=0"]), "probes on": config(base)}
+    fns = {"bare": bare_loop, "probes off": trainer_loop, "probes on": trainer_loop}
+    device = resolve_device(cfgs["bare"].device)
+    data = load_data(cfgs["bare"].data, device)
+    for name, cfg in cfgs.items():  # warm-up: first-call allocations, kernel choice, compilation
+        warm = cfg.copy()
+        warm.epochs = 1
+        fns[name](warm, data, device)
+    rates: dict[str, list[float]] = {name: [] for name in cfgs}
+    for _ in range(args.repeats):
+        for name, cfg in cfgs.items():
+            rates[name].append(fns[name](cfg, data, device))
+    cfg = cfgs["probes on"]
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    return {
+        "model": model, "device": str(device), "data": cfg.data.name,
+        "input": "x".join(map(str, data.input_shape)), "batch": cfg.batch_size,
+        "steps": cfg.epochs * (len(data.train) // cfg.batch_size), "med": med, "rates": rates,
+        "b/a": statistics.median(b / a for b, a in zip(rates["probes off"], rates["bare"], strict=True)),
+        "c/a": statistics.median(c / a for c, a in zip(rates["probes on"], rates["bare"], strict=True)),
+        "probe_every": cfg.probe_every, "log_every": cfg.log_every,
+    }
+
+
+BARE_SCRIPT = """\
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+X, Y = torch.randn(1437, 1, 8, 8), torch.randint(0, 10, (1437,))  # the digits' training split's shape
+blocks = [nn.Flatten()]
+for i in range(3):
+    blocks += [nn.Linear(64 if i == 0 else 128, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU()]
+model = nn.Sequential(*blocks, nn.Linear(128, 10))
+opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+perm = torch.randperm(len(Y))
+for i in range(len(Y) // 64):
+    idx = perm[i * 64:(i + 1) * 64]
+    loss = F.cross_entropy(model(X[idx]), Y[idx])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+"""
+
+
+def startup(repeats: int) -> dict[str, list[float]]:
+    """Whole-process wall times (s) of the three commands, run interleaved, one list each."""
+    with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
+        script = os.path.join(tmp, "bare_loop.py")
+        with open(script, "w") as f:
+            f.write(BARE_SCRIPT)
+        commands = {
+            'python -c "import torch"': [sys.executable, "-c", "import torch"],
+            "bare loop script (digits MLP shapes, 1 epoch)": [sys.executable, script],
+            "normbench train epochs=1 progress=false": [sys.executable, "-m", "normbench", "train", "epochs=1",
+                                                        "progress=false"],
+        }
+        env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(repeats):
+            for name, cmd in commands.items():
+                t = time.perf_counter()
+                proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
+                times[name].append(time.perf_counter() - t)
+                if proc.returncode != 0:
+                    raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr}")
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
+    ap.add_argument("--device", action="append", help="cpu, cuda, cuda:N; repeatable (default: cpu, and cuda "
+                                                      "when torch sees one)")
+    ap.add_argument("--data", choices=["digits", "synthetic"], default="digits",
+                    help="synthetic: generated 3x32x32 images (data=synthetic), CIFAR-10's shape")
+    ap.add_argument("--batch-size", type=int, default=0, help="0: the config's (64)")
+    ap.add_argument("--amp", choices=["none", "bf16"], default="none")
+    ap.add_argument("--channels-last", action="store_true", help="CNN only")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (bare loop and trainer)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--startup-repeats", type=int, default=5)
+    ap.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
+    ap.add_argument("--no-throughput", action="store_true", help="only the start-up measurement")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. norm=gn batch_size=32")
+    ap.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. norm=gn")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    devices = args.device or ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    models = ["mlp", "cnn"] if args.model == "both" else [args.model]
 
-    base = [f"model={args.model}", f"epochs={args.epochs}", f"device={args.device}", *args.overrides]
-    cfg_on = config(base)
-    cfg_off = config([*base, "probe_every=0"])
-    device = resolve_device(cfg_on.device)
-    data = load_data(cfg_on.data, device)
-    runs = {"bare": (bare_loop, cfg_on), "probes off": (trainer_loop, cfg_off), "probes on": (trainer_loop, cfg_on)}
-    for fn, cfg in runs.values():  # warm-up: first-call imports and allocations
-        fn(config([*base, "epochs=1"]) if cfg is cfg_on else config([*base, "epochs=1", "probe_every=0"]), data, device)
-    rates: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, (fn, cfg) in runs.items():
-            rates[name].append(fn(cfg, data, device))
-
-    med = {name: statistics.median(r) for name, r in rates.items()}
-    ratio = {name: statistics.median(x / a for x, a in zip(rates[name], rates["bare"], strict=True))
-             for name in ("probes off", "probes on")}
-    steps = cfg_on.epochs * (len(data.train) // cfg_on.batch_size)
-    print(f"{args.model} on {device} ({torch.get_num_threads()} threads), data={cfg_on.data.name}, "
-          f"batch {cfg_on.batch_size}, {steps} steps, probe_every={cfg_on.probe_every}, "
-          f"log_every={cfg_on.log_every}, median of {args.repeats}")
-    for name, r in med.items():
-        spread = f"{min(rates[name]):.0f}-{max(rates[name]):.0f}"
-        print(f"  {name:<11} {r:9.1f} steps/s  (range {spread})")
-    print(f"  probes off / bare = {ratio['probes off']:.3f}  (b/a)")
-    print(f"  probes on  / bare = {ratio['probes on']:.3f}  (c/a)")
+    print(f"normbench bench: torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+          f"{os.cpu_count()} CPUs" + "".join(f", {torch.cuda.get_device_name(0)}" for _ in
+                                             [1] if torch.cuda.is_available()))
+    if not args.no_throughput:
+        rows = [throughput(m, d, args) for d in devices for m in models]
+        r0 = rows[0]
+        print(f"\nthroughput: steps/s, median of {args.repeats} rounds; b/a and c/a: median over rounds of the "
+              f"ratio within a round; probe_every={r0['probe_every']}, log_every={r0['log_every']}, "
+              f"amp={args.amp}, channels_last={args.channels_last}, compile={args.compile}")
+        head = (f"  {'model':<5} {'device':<7} {'data':<9} {'input':<8} {'batch':>5} {'steps':>5} "
+                f"{'bare (a)':>9} {'off (b)':>9} {'on (c)':>9} {'b/a':>6} {'c/a':>6} {'bare samples/s':>15}")
+        print(head)
+        for r in rows:
+            m = r["med"]
+            print(f"  {r['model']:<5} {r['device']:<7} {r['data']:<9} {r['input']:<8} {r['batch']:>5} "
+                  f"{r['steps']:>5} {m['bare']:9.1f} {m['probes off']:9.1f} {m['probes on']:9.1f} "
+                  f"{r['b/a']:6.3f} {r['c/a']:6.3f} {m['bare'] * r['batch']:15.0f}")
+    if not args.no_startup:
+        s = startup(args.startup_repeats)
+        print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved rounds (range); "
+              f"differences: median over rounds of the difference within a round")
+        for name, t in s.items():
+            print(f"  {name:<48} {statistics.median(t):6.2f} s  ({min(t):.2f}-{max(t):.2f})")
+        torch_s, bare_s, nb_s = s.values()
+        for name, x, y in [("normbench - import torch", nb_s, torch_s), ("normbench - bare loop script", nb_s, bare_s),
+                           ("bare loop script - import torch", bare_s, torch_s)]:
+            print(f"  {name:<48} {statistics.median(a - b for a, b in zip(x, y, strict=True)):+6.2f} s")
 
 
 if __name__ == "__main__":

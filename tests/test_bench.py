@@ -6,15 +6,30 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+NUM = r"\d+\.\d"
 
 
-def test_bench_prints_steps_per_second_and_the_ratios_to_a_bare_loop():
-    proc = subprocess.run([sys.executable, str(BENCH), "--epochs", "1", "--repeats", "1", "norm=gn"],
-                          capture_output=True, text=True, timeout=300)
+def test_bench_prints_throughput_for_both_models_and_the_start_up_times():
+    proc = subprocess.run([sys.executable, str(BENCH), "--epochs", "1", "--repeats", "1", "--startup-repeats", "1",
+                           "--device", "cpu", "norm=gn"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert out.startswith("mlp on cpu") and "probe_every=100" in out and "batch 64, 22 steps" in out
-    for name in ("bare", "probes off", "probes on"):
-        assert re.search(rf"^  {name} +\d+\.\d steps/s", out, re.M), out
-    assert re.search(r"probes off / bare = \d\.\d{3}  \(b/a\)", out)
-    assert re.search(r"probes on  / bare = \d\.\d{3}  \(c/a\)", out)
+    assert "probe_every=100, log_every=10" in out
+    for model in ("mlp", "cnn"):  # model device data input batch steps a b c b/a c/a samples/s
+        row = rf"^  {model} +cpu +digits +1x8x8 +64 +22 +{NUM} +{NUM} +{NUM} +\d\.\d{{3}} +\d\.\d{{3}} +\d+$"
+        assert re.search(row, out, re.M), out
+    for name in ('python -c "import torch"', "bare loop script", "normbench train epochs=1 progress=false"):
+        assert re.search(rf"^  {re.escape(name)}.* {NUM}\d s  \({NUM}\d-{NUM}\d\)$", out, re.M), out
+    for name in ("normbench - import torch", "normbench - bare loop script", "bare loop script - import torch"):
+        assert re.search(rf"^  {name} +[+-]{NUM}\d s$", out, re.M), out
+
+
+def test_bench_times_the_cnn_on_cifar_shaped_synthetic_images_with_the_gpu_options():
+    proc = subprocess.run([sys.executable, str(BENCH), "--model", "cnn", "--device", "cpu", "--data", "synthetic",
+                           "--batch-size", "32", "--amp", "bf16", "--channels-last", "--epochs", "1", "--repeats", "1",
+                           "--no-startup", "data.n_samples=200", "model.channels=[8,16]"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "amp=bf16, channels_last=True, compile=False" in proc.stdout
+    assert re.search(r"^  cnn +cpu +synthetic +3x32x32 +32 +5 ", proc.stdout, re.M), proc.stdout
+    assert "start-up" not in proc.stdout

@@ -7,7 +7,7 @@ from torchvision import datasets
 
 from conftest import make_cfg
 from datasets_on_disk import write_cifar10, write_mnist
-from normbench.data import load_data
+from normbench.data import digits_arrays, load_data, make_blobs, stratified_split
 from normbench.errors import UsageError
 
 
@@ -23,6 +23,45 @@ def test_digits_is_bundled_split_stratified_and_fixed():
     assert torch.equal(again.val.y, d.val.y) and torch.equal(again.val.x, d.val.x)
     other = load_data(make_cfg("data.split_seed=1").data)
     assert not torch.equal(other.val.x, d.val.x)
+
+
+def test_digits_read_directly_are_exactly_scikit_learns():
+    """normbench reads the digits file scikit-learn ships without importing scikit-learn;
+    scikit-learn's own loader is the source of truth."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    images, target = digits_arrays()
+    ref = load_digits()
+    assert images.dtype == ref.images.dtype and images.shape == ref.images.shape == (1797, 8, 8)
+    assert images.tobytes() == ref.images.tobytes()
+    assert target.dtype == np.int64 and np.array_equal(target, ref.target)
+
+
+@pytest.mark.parametrize("fraction,seed", [(0.2, 0), (0.2, 1), (0.1, 7), (0.33, 3), (0.5, 11)])
+@pytest.mark.parametrize("labels", ["digits", "uneven"])
+def test_stratified_split_is_scikit_learns_train_test_split(labels, fraction, seed):
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    if labels == "digits":
+        y = digits_arrays()[1]
+    else:  # uneven classes, ties in the remainders
+        y = np.random.RandomState(seed).choice(5, size=203, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    tr, va = stratified_split(torch.from_numpy(y), fraction, seed)
+    ref_tr, ref_va = train_test_split(np.arange(len(y)), test_size=fraction, stratify=y, random_state=seed)
+    assert tr.tolist() == sorted(ref_tr.tolist()) and va.tolist() == sorted(ref_va.tolist())
+
+
+@pytest.mark.parametrize("n,k,d,std,seed", [(1000, 2, 2, 1.0, 0), (1001, 3, 5, 0.5, 4), (97, 7, 1, 2.0, 9)])
+def test_make_blobs_is_scikit_learns(n, k, d, std, seed):
+    import numpy as np
+    from sklearn import datasets
+
+    centers = np.random.default_rng(seed).normal(size=(k, d))
+    x, y = make_blobs(n, centers, std, seed)
+    rx, ry = datasets.make_blobs(n_samples=n, centers=centers, cluster_std=std, random_state=seed)
+    assert x.tobytes() == rx.tobytes() and np.array_equal(y, ry)
 
 
 def test_standardize_uses_training_statistics():

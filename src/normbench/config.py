@@ -144,6 +144,23 @@ class BlobsConfig:
 
 
 @dataclass
+class SyntheticConfig:
+    name: str = "synthetic"
+    standardize: bool = MISSING
+    val_fraction: float = MISSING
+    split_seed: int = MISSING
+    shape: List[int] = MISSING
+    """shape of one input: [C, H, W] images (for the CNN or the MLP), or [n] feature vectors"""
+    n_samples: int = MISSING
+    """samples in all, split evenly over the classes"""
+    n_classes: int = MISSING
+    noise: float = MISSING
+    """std of the Gaussian noise added to the class's mean image (whose values are standard normal)"""
+    seed: int = MISSING
+    """seed of the generator; fixed so every run sees the same data"""
+
+
+@dataclass
 class TorchvisionDataConfig:
     name: str = MISSING
     root: str = MISSING
@@ -185,7 +202,7 @@ class TrainConfig:
     norm: Any = MISSING
     """norm group: bn, ln, in, gn, none"""
     data: Any = MISSING
-    """data group: digits, blobs, mnist, fashion_mnist, cifar10"""
+    """data group: digits, blobs, synthetic, mnist, fashion_mnist, cifar10"""
     optim: Any = MISSING
     """optim group: sgd, adam"""
     placement: Placement = MISSING
@@ -219,6 +236,14 @@ class TrainConfig:
     batch every this many steps, and at step 0; 0 turns probes off"""
     probe_batch_size: int = MISSING
     """samples in the fixed probe batch (the first of the training split)"""
+    amp: str = MISSING
+    """mixed precision of the training steps: none (float32) or bf16 (torch.autocast with
+    bfloat16); evaluation and probes stay in float32"""
+    channels_last: bool = MISSING
+    """CNN only: weights and images in channels-last memory layout (faster convolutions on GPUs)"""
+    compile: bool = MISSING
+    """torch.compile the model for the training steps; probes and evaluation run the same
+    weights uncompiled (their hooks and mode switches would recompile it)"""
     resume: Optional[str] = None
     """a run directory to continue from its checkpoint.pt, in that directory, with its
     own settings (epochs, device and progress may change); with -m, true (or the sweep
@@ -250,6 +275,7 @@ def register() -> None:
         ("norm", "none", NoNormConfig),
         ("data", "digits", DigitsConfig),
         ("data", "blobs", BlobsConfig),
+        ("data", "synthetic", SyntheticConfig),
         ("data", "torchvision", TorchvisionDataConfig),
         ("optim", "sgd", SGDConfig),
         ("optim", "adam", AdamConfig),

@@ -7,6 +7,7 @@ taken by indexing a shuffled permutation (see ``trainer.py``), with no per-sampl
 | -------------- | --------------------------------------------- | ----------- | ------- |
 | digits         | scikit-learn's bundled 8x8 digits (no network) | (1, 8, 8)   | 10      |
 | blobs          | generated Gaussian classes                    | (n_features,) | n_classes |
+| synthetic      | generated images: class mean + noise          | data.shape  | n_classes |
 | mnist          | torchvision.datasets.MNIST under data.root     | (1, 28, 28) | 10      |
 | fashion_mnist  | torchvision.datasets.FashionMNIST              | (1, 28, 28) | 10      |
 | cifar10        | torchvision.datasets.CIFAR10                   | (3, 32, 32) | 10      |
@@ -60,12 +61,40 @@ class _Raw:
     test: Optional[Split] = None
 
 
-def _digits(cfg) -> _Raw:
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ``load_digits()`` gives them: images (1797, 8, 8) float64
+    and targets (1797,) int64, read straight from the file scikit-learn ships
+    (``sklearn/datasets/data/digits.csv.gz``, found without importing scikit-learn: its
+    import pulls in scipy and pandas, about 2 s). If that file is missing or not what
+    is expected, ``load_digits()`` itself is used; a test checks both give the same arrays."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for where in locations:
+        path = os.path.join(where, "datasets", "data", "digits.csv.gz")
+        try:
+            import gzip
+
+            with gzip.open(path, mode="rt", encoding="utf-8") as f:
+                table = np.loadtxt(f, delimiter=",")  # as load_digits reads it
+        except (OSError, ValueError, EOFError):
+            continue
+        if table.shape != (1797, 65) or not np.array_equal(table, np.floor(table)):
+            continue
+        pixels, target = table[:, :-1], table[:, -1]
+        if pixels.min() >= 0 and pixels.max() <= 16 and set(np.unique(target)) == set(range(10)):
+            return pixels.reshape(-1, 8, 8), target.astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
-    return _Raw(x, torch.from_numpy(bunch.target.astype(np.int64)))
+    return bunch.images, bunch.target.astype(np.int64)
+
+
+def _digits(cfg) -> _Raw:
+    images, target = digits_arrays()
+    x = torch.from_numpy(images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
+    return _Raw(x, torch.from_numpy(target))
 
 
 def _per_feature(values, n: int) -> np.ndarray:
@@ -76,8 +105,6 @@ def _blobs(cfg) -> _Raw:
     """Gaussian classes with centres ``separation * cluster_std`` apart (on a line for two
     classes, at random for more), then scaled and shifted per feature, so that the raw
     features sit off-centre and on different scales."""
-    from sklearn.datasets import make_blobs
-
     rng = np.random.default_rng(cfg.seed)
     k, d, step = cfg.n_classes, cfg.n_features, cfg.separation * cfg.cluster_std
     if k == 2:
@@ -85,10 +112,39 @@ def _blobs(cfg) -> _Raw:
         centers[:, 0] = [-step / 2, step / 2]
     else:
         centers = rng.normal(0.0, step, size=(k, d))
-    x, y = make_blobs(n_samples=cfg.n_samples, centers=centers, cluster_std=cfg.cluster_std,
-                      random_state=cfg.seed)
+    x, y = make_blobs(cfg.n_samples, centers, cfg.cluster_std, cfg.seed)
     x = x * _per_feature(cfg.feature_scale, d) + _per_feature(cfg.feature_shift, d)
     return _Raw(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64)))
+
+
+def _synthetic(cfg) -> _Raw:
+    """Each class a fixed random mean input (standard normal values), each sample its
+    class's mean plus ``noise`` times standard normal noise; classes in equal numbers."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    shape = tuple(cfg.shape)
+    means = torch.randn((cfg.n_classes, *shape), generator=g)
+    y = (torch.arange(cfg.n_samples) % cfg.n_classes)[torch.randperm(cfg.n_samples, generator=g)]
+    x = means[y].add_(torch.randn((cfg.n_samples, *shape), generator=g), alpha=cfg.noise)
+    return _Raw(x, y)
+
+
+def make_blobs(n_samples: int, centers: np.ndarray, cluster_std: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``sklearn.datasets.make_blobs(n_samples, centers=centers, cluster_std=cluster_std,
+    random_state=seed)``, the same draws in the same order (BSD-3, scikit-learn 1.x),
+    written out because importing scikit-learn takes about 2 s. A test checks both agree."""
+    rng = np.random.RandomState(seed)
+    k, d = centers.shape
+    per_center = [n_samples // k + (1 if i < n_samples % k else 0) for i in range(k)]
+    x = np.empty((n_samples, d), dtype=np.float64)
+    y = np.empty(n_samples, dtype=int)
+    start = 0
+    for i, n in enumerate(per_center):
+        x[start:start + n] = rng.normal(loc=centers[i], scale=cluster_std, size=(n, d))
+        y[start:start + n] = i
+        start += n
+    order = np.arange(n_samples)  # sklearn.utils.shuffle
+    rng.shuffle(order)
+    return x[order], y[order]
 
 
 # torchvision class, its folder under data.root, the files it needs there
@@ -135,6 +191,7 @@ def _torchvision(cfg) -> _Raw:
 LOADERS: dict[str, Callable[[object], _Raw]] = {
     "digits": _digits,
     "blobs": _blobs,
+    "synthetic": _synthetic,
     "mnist": _torchvision,
     "fashion_mnist": _torchvision,
     "cifar10": _torchvision,
@@ -142,12 +199,46 @@ LOADERS: dict[str, Callable[[object], _Raw]] = {
 
 
 def stratified_split(y: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, val) with class proportions kept in both (scikit-learn's splitter)."""
-    from sklearn.model_selection import train_test_split
+    """Indices (train, val), sorted, with class proportions kept in both: the split
+    ``sklearn.model_selection.train_test_split(..., test_size=val_fraction, stratify=y,
+    random_state=seed)`` makes (StratifiedShuffleSplit's algorithm and random draws, BSD-3,
+    scikit-learn 1.x), written out here because importing scikit-learn takes about 2 s.
+    A test checks that both give the same split."""
+    labels = y.numpy()
+    n = len(labels)
+    n_val = math.ceil(val_fraction * n)
+    n_train = n - n_val
+    _, y_indices, class_counts = np.unique(labels, return_inverse=True, return_counts=True)
+    class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
+    rng = np.random.RandomState(seed)
+    n_i = _approximate_mode(class_counts, n_train, rng)
+    t_i = _approximate_mode(class_counts - n_i, n_val, rng)
+    train, val = [], []
+    for i in range(len(class_counts)):
+        members = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
+        train.extend(members[:n_i[i]])
+        val.extend(members[n_i[i]:n_i[i] + t_i[i]])
+    return torch.from_numpy(np.sort(np.asarray(train, dtype=np.int64))), torch.from_numpy(
+        np.sort(np.asarray(val, dtype=np.int64)))
 
-    idx = np.arange(len(y))
-    tr, va = train_test_split(idx, test_size=val_fraction, stratify=y.numpy(), random_state=seed)
-    return torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+
+def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """How many of each class to draw so that ``n_draws`` keeps the class proportions, ties
+    broken at random (scikit-learn's ``utils.extmath._approximate_mode``)."""
+    continuous = class_counts / class_counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need_to_add = int(n_draws - floored.sum())
+    if need_to_add > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need_to_add)
+            inds = rng.choice(inds, size=add_now, replace=False)
+            floored[inds] += 1
+            need_to_add -= add_now
+            if need_to_add == 0:
+                break
+    return floored.astype(int)
 
 
 def standardize(train: Split, *others: Optional[Split]) -> None:

@@ -26,11 +26,20 @@ per-channel bias, so the layer before them keeps its bias.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-Builder = Callable[[int, object], nn.Module]  # (num_features, norm config) -> layer
+# (num_features, norm config) -> layer. The layers are looked up in torch.nn when built,
+# so that checking a config (validate.py) and `normbench train --help` do not import torch.
+Builder = Callable[[int, object], "nn.Module"]
+
+
+def _nn():
+    from torch import nn
+
+    return nn
 
 
 @dataclass(frozen=True)
@@ -45,30 +54,30 @@ class NormSpec:
 
 
 def _identity(c: int, cfg: object) -> nn.Module:
-    return nn.Identity()
+    return _nn().Identity()
 
 
 def _group(c: int, cfg) -> nn.Module:
-    return nn.GroupNorm(cfg.groups, c, eps=cfg.eps, affine=cfg.affine)
+    return _nn().GroupNorm(cfg.groups, c, eps=cfg.eps, affine=cfg.affine)
 
 
 NORMS: dict[str, NormSpec] = {
     "bn": NormSpec(
         "BatchNorm",
-        vectors=lambda c, cfg: nn.BatchNorm1d(c, eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine),
-        maps=lambda c, cfg: nn.BatchNorm2d(c, eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine),
+        vectors=lambda c, cfg: _nn().BatchNorm1d(c, eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine),
+        maps=lambda c, cfg: _nn().BatchNorm2d(c, eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine),
         cancels_bias=True,
     ),
     "ln": NormSpec(
         "LayerNorm",
-        vectors=lambda c, cfg: nn.LayerNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine),
-        maps=lambda c, cfg: nn.GroupNorm(1, c, eps=cfg.eps, affine=cfg.affine),
+        vectors=lambda c, cfg: _nn().LayerNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine),
+        maps=lambda c, cfg: _nn().GroupNorm(1, c, eps=cfg.eps, affine=cfg.affine),
         cancels_bias=False,
     ),
     "in": NormSpec(
         "InstanceNorm",
         vectors=None,
-        maps=lambda c, cfg: nn.InstanceNorm2d(c, eps=cfg.eps, affine=cfg.affine),
+        maps=lambda c, cfg: _nn().InstanceNorm2d(c, eps=cfg.eps, affine=cfg.affine),
         cancels_bias=True,
     ),
     "gn": NormSpec("GroupNorm", vectors=_group, maps=_group, cancels_bias=False),

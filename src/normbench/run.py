@@ -177,6 +177,8 @@ def summary_scalars(fields: dict) -> dict:
 
 # what may differ between a run and its resumption
 RESUME_MAY_CHANGE = ("epochs", "device", "progress", "resume", "threads", "jobs_per_gpu")
+# keys added since a run may have been made: absent from its config means their default
+ADDED_KEYS = {"amp": "none", "channels_last": False, "compile": False}
 
 
 class NothingToDo(Exception):
@@ -189,7 +191,7 @@ def resume_checkpoint(run: Path, cfg, config: dict) -> dict:
     from .rundir import load_checkpoint
 
     state = load_checkpoint(run)
-    saved, now = flat(state["config"]), flat(config)
+    saved, now = {**ADDED_KEYS, **flat(state["config"])}, flat(config)
     for key in sorted(set(saved) | set(now)):
         if key not in RESUME_MAY_CHANGE and saved.get(key) != now.get(key):
             raise UsageError(f"resume={run}: {key}={now.get(key)} differs from the run's {key}="

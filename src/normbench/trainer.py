@@ -10,6 +10,13 @@ One step (shapes for the digits MLP, batch B):
     optimizer.step()
     [every probe_every steps: update-to-weight ratios, probes on the fixed probe batch (probes.py)]
 
+Performance options: ``amp=bf16`` runs each step's forward pass (and loss) under
+``torch.autocast`` with bfloat16; ``channels_last`` puts the CNN's weights and the image
+tensors in channels-last layout once, before training; ``compile`` trains through
+``torch.compile(model)``. Probes and evaluation always run the uncompiled model in
+float32: they share its weights, and their hooks and mode switches would make the
+compiled one recompile.
+
 Each step's loss and logits are kept on the device and reduced and read back only
 every ``log_every`` steps, so the loop neither waits on the device nor runs extra
 kernels each step. At the end of each epoch
@@ -19,6 +26,7 @@ the validation split is evaluated in eval mode and with BatchNorm in train mode
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -94,7 +102,17 @@ class Trainer:
     Setting ``stop`` (a signal handler does) ends ``run`` after the current step."""
 
     def __init__(self, model: nn.Module, data: Data, cfg):
+        device = data.train.x.device
+        if cfg.get("channels_last", False):  # once, here: indexing a batch keeps the layout
+            model.to(memory_format=torch.channels_last)
+            data = dataclasses.replace(data, train=_channels_last(data.train), val=_channels_last(data.val))
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
         self.model, self.data, self.cfg = model, data, cfg
+        # what the training steps call: the model, or its compiled form (same parameters)
+        self.forward = torch.compile(model) if cfg.get("compile", False) else model
+        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.get("amp", "none") == "bf16"
+                         else contextlib.nullcontext())
         self.optimizer = build_optimizer(cfg, model.parameters())
         self.grad_norms = GradNorms(model)
         self.update_ratios = UpdateRatios(model)
@@ -161,7 +179,7 @@ class Trainer:
     def run(self, log: LogFn, after_epoch: Optional[Callable[["Trainer"], None]] = None) -> Outcome:
         """Train until ``cfg.epochs`` are done, the run diverges, or ``stop`` is set; from
         where a loaded state left off. Returns the outcome, counted over every session."""
-        cfg, model, opt = self.cfg, self.model, self.optimizer
+        cfg, model, opt, forward, autocast = self.cfg, self.model, self.optimizer, self.forward, self.autocast
         X, Y = self.data.train.x, self.data.train.y
         # plain ints: reading a DictConfig key costs ~25 us, a tenth of a digits MLP step's overhead budget
         B, every, total = cfg.batch_size, cfg.log_every, self.total_steps
@@ -185,8 +203,9 @@ class Trainer:
                         return clock.finish("interrupted", self.step)
                     idx = perm[i * B:(i + 1) * B]
                     x, y = X[idx], Y[idx]
-                    logits = model(x)
-                    loss = F.cross_entropy(logits, y)
+                    with autocast:
+                        logits = forward(x)
+                        loss = F.cross_entropy(logits, y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     self.step += 1
@@ -291,6 +310,10 @@ class Trainer:
             bad_step = self.step - len(losses) + 1 + first
         self.losses, self.outputs = [], []
         return metrics, bad_step
+
+
+def _channels_last(split: Split) -> Split:
+    return Split(split.x.contiguous(memory_format=torch.channels_last), split.y)
 
 
 class _Clock:

@@ -54,6 +54,7 @@ def _per_feature(key: str, values: Sequence[float], n_features: int) -> None:
         _number(key, v)
 
 
+AMP = ("none", "bf16")
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -74,6 +75,13 @@ def check_config(cfg: DictConfig) -> None:
     _integer("jobs_per_gpu", cfg.jobs_per_gpu, 1)
     if not DEVICE.match(str(cfg.device)):
         _fail("device", cfg.device, "auto, cpu, cuda, cuda:N")
+    # .get: the configs of checkpoints made before these keys existed lack them
+    if cfg.get("amp", "none") not in AMP:
+        _fail("amp", cfg.amp, ", ".join(AMP) + " (fp16 would need loss scaling, which skips steps whose gradients "
+              "overflow; normbench would record those as divergence)")
+    if cfg.get("channels_last", False) and cfg.model.name != "cnn":
+        raise UsageError(f"channels_last=true is not allowed with model={cfg.model.name}: it is a memory layout "
+                         f"for feature maps, and an MLP has none; allowed: model=cnn, or channels_last=false")
     _check_model(cfg.model)
     _check_norm(cfg)
     _check_data(cfg.data)
@@ -81,7 +89,7 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.model.name == "cnn" and cfg.data.name == "blobs":
         raise UsageError(
             "model=cnn needs image data, but data=blobs gives feature vectors; "
-            "allowed: model=mlp with data=blobs, or model=cnn with digits, mnist, fashion_mnist, cifar10"
+            "allowed: model=mlp with data=blobs, or model=cnn with digits, synthetic, mnist, fashion_mnist, cifar10"
         )
 
 
@@ -154,8 +162,15 @@ def _check_data(d: DictConfig) -> None:
         _per_feature("data.feature_scale", d.feature_scale, d.n_features)
         _per_feature("data.feature_shift", d.feature_shift, d.n_features)
         _integer("data.seed", d.seed, 0, 2**32 - 1)
+    elif d.name == "synthetic":
+        if len(d.shape) not in (1, 3) or not all(isinstance(s, int) and s >= 1 for s in d.shape):
+            _fail("data.shape", d.shape, "[C,H,W] (images) or [n] (feature vectors), positive integers")
+        _integer("data.n_classes", d.n_classes, 2)
+        _integer("data.n_samples", d.n_samples, 4 * d.n_classes)
+        _number("data.noise", d.noise, 0)
+        _integer("data.seed", d.seed, 0, 2**32 - 1)
     elif d.name not in ("digits", "mnist", "fashion_mnist", "cifar10"):
-        _fail("data.name", d.name, "digits, blobs, mnist, fashion_mnist, cifar10")
+        _fail("data.name", d.name, "digits, blobs, synthetic, mnist, fashion_mnist, cifar10")
 
 
 def _check_optim(o: DictConfig) -> None:

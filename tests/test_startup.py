@@ -1,0 +1,31 @@
+"""Start-up: what a run does not need is not imported (a behaviour test, no timing).
+Importing scikit-learn, pandas, matplotlib, torchvision or TensorBoard costs seconds on a
+small machine; each is imported only by the code path that uses it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "pandas", "matplotlib", "sklearn", "scipy", "tensorboard")
+
+
+def loaded_after(code: str, cwd) -> list[str]:
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_command_and_its_hydra_task_import_no_heavy_package(tmp_path):
+    # what `normbench --help` and `normbench train --help` load: not even torch
+    assert loaded_after("import normbench.cli, normbench.run, normbench.preflight, normbench.validate",
+                        tmp_path) == []
+
+
+@pytest.mark.parametrize("data", ["digits", "blobs"])
+def test_a_run_imports_torch_and_tensorboard_only(tmp_path, data):
+    code = ("import sys\nfrom normbench.cli import main\n"
+            f"assert main(['train', 'epochs=1', 'progress=false', 'data={data}']) == 0")
+    assert loaded_after(code, tmp_path) == ["tensorboard", "torch"]
