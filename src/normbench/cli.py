@@ -191,6 +191,9 @@ def entry() -> None:
         code = main()
     except SystemExit as e:
         code = e.code
+    except BrokenPipeError:  # the reader went away (normbench ... | head): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, as a shell reports it
     if not (code is None or isinstance(code, int)) or threading.active_count() > 1 \
             or not hasattr(atexit, "_run_exitfuncs"):
         sys.exit(code)
