@@ -147,6 +147,28 @@ def test_a_stopped_sweep_resumed_ends_as_an_uninterrupted_one(workdir, uninterru
         assert resumed
 
 
+def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterrupted):
+    # kill -9 of one job process takes joblib's whole pool down; the jobs without a result
+    # run again in a new pool, continuing from their checkpoints
+    proc = _start(workdir, *GRID)
+    end = time.monotonic() + 180
+    while not list((workdir / "outputs").rglob("checkpoint.pt")):
+        assert time.monotonic() < end and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    workers = [int(pid) for pid in children if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()
+               and "loky" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2, children
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "normbench: a job process was killed outright, and with it every running job;" in err
+    assert "sweep: 6 completed (6 jobs," in out
+    sweep = the_sweep(workdir)
+    assert results(jobs(sweep)) == uninterrupted
+    assert any("resumed from" in (d / "train.log").read_text() for d in sweep.iterdir() if d.is_dir())
+
+
 def test_resume_refuses_what_is_not_a_sweep(workdir):
     proc = run_cli("train", "-m", "norm=bn,none", "resume=true", cwd=workdir)
     assert proc.returncode == 2

@@ -38,15 +38,17 @@ log = logging.getLogger("normbench")
 
 def _register_sweeper() -> None:
     """Hydra finds plugins by listing the hydra_plugins package, which an editable install
-    (pip install -e) hides; registering the sweeper here makes it found either way. Hydra's
+    (pip install -e) hides; registering normbench's sweeper and launcher here makes them
+    found either way. Hydra's
     first scan of plugins executes its own plugin modules again, so it must come before
     the sweeper's module imports Hydra's basic sweeper."""
     from hydra.core.plugins import Plugins
 
     plugins = Plugins.instance()
-    from hydra_plugins.normbench_sweeper.normbench_sweeper import NormbenchSweeper
+    from hydra_plugins.normbench_sweeper.normbench_sweeper import NormbenchJoblibLauncher, NormbenchSweeper
 
     plugins.register(NormbenchSweeper)
+    plugins.register(NormbenchJoblibLauncher)
 
 
 _register_sweeper()

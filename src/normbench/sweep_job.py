@@ -92,7 +92,7 @@ def threads_for_job(threads: Optional[int], hydra_cfg) -> Optional[int]:
     if threads:
         return threads
     launcher = hydra_cfg.launcher
-    target = str(launcher.get("_target_", ""))
+    target = str(launcher.get("_target_", "")).lower()
     if "joblib" in target:
         import joblib
 

@@ -1,10 +1,16 @@
-"""normbench's Hydra sweeper: Hydra's basic sweeper (the grid, ``hydra.sweeper.params``,
-batches) that checks every job's config before any trains, stops a local sweep gently on
-Ctrl-C, and ends with a tally. Hydra instantiates sweepers only from ``hydra_plugins``;
-the parts live in ``normbench.sweep``."""
+"""normbench's Hydra plugins (Hydra instantiates plugins only from ``hydra_plugins``; the
+parts live in ``normbench.sweep``):
+
+- the sweeper: Hydra's basic sweeper (the grid, ``hydra.sweeper.params``, batches) that
+  checks every job's config before any trains, stops a local sweep gently on Ctrl-C, and
+  ends with a tally;
+- the local launcher: Hydra's joblib launcher that outlives one job process killed
+  outright (``kill -9``, the out-of-memory killer), which takes joblib's whole pool down.
+"""
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import time
@@ -12,12 +18,16 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.utils import JobReturn, JobStatus
+from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from omegaconf import open_dict
 
 from normbench import sweep as _sweep
 from normbench.errors import UsageError
-from normbench.sweep import SWEEP_CONFIG, print_tally, remove_if_empty, signal_children, tally
-from normbench.sweep_job import STOP_MARKER, launcher_kind, request_stop, stop_requested
+from normbench.sweep import ORDER, SWEEP_CONFIG, print_tally, remove_if_empty, signal_children, tally
+from normbench.sweep_job import STOP_MARKER, launcher_kind, read_summary, request_stop, stop_requested
+
+log = logging.getLogger("normbench")
 
 
 class NormbenchSweeper(BasicSweeper):
@@ -85,3 +95,43 @@ class NormbenchSweeper(BasicSweeper):
         _sweep.LAST.stopped_by = stopped[0] if stopped else signal.SIGINT if stop_requested(sweep_dir) else None
         print_tally(_sweep.LAST, time.perf_counter() - t0, sys.argv[1:])
         return result
+
+
+class NormbenchJoblibLauncher(JoblibLauncher):
+    """Hydra's joblib launcher, plus: when a job process is killed outright, loky stops
+    every job of the pool. The jobs without a result then run once more in a new pool,
+    each continuing from its checkpoint when it has one; the finished ones keep theirs.
+    A second such loss ends the sweep (its tally says which jobs have no result)."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        try:
+            return super().launch(job_overrides, initial_job_idx)
+        except TerminatedWorkerError as e:
+            sweep_dir = Path(str(self.config.hydra.sweep.dir))
+            if stop_requested(sweep_dir):  # the sweep is being stopped: nothing to run again
+                raise
+            returns: list[Optional[JobReturn]] = []
+            again = []
+            for i, overrides in enumerate(job_overrides):
+                job_dir = self._job_dir(overrides, initial_job_idx + i)
+                summary = read_summary(job_dir)
+                if summary is not None and summary.get("status") in ORDER:
+                    returns.append(JobReturn(overrides=list(overrides), working_dir=str(job_dir),
+                                             status=JobStatus.COMPLETED, _return_value=summary))
+                else:
+                    returns.append(None)
+                    again.append(overrides)
+            log.warning("the job pool broke: %s", e)
+            print(f"normbench: a job process was killed outright, and with it every running job; the {len(again)} "
+                  f"jobs without a result run again, each from its checkpoint if it has one", file=sys.stderr,
+                  flush=True)
+            rerun = iter(super().launch(again, initial_job_idx))
+            return [r if r is not None else next(rerun) for r in returns]
+
+    def _job_dir(self, overrides: Sequence[str], num: int) -> Path:
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(cfg):
+            cfg.hydra.job.num = num
+        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
