@@ -220,8 +220,21 @@ def _never_trained(cfg, t0: float) -> dict:
 def train(cfg: DictConfig) -> dict:
     """Train ``cfg`` in the current Hydra run directory, write its summary.json and return it.
     In a sweep, a job never raises: whatever happened is in its summary.json."""
-    with ExitStack() as held:  # what the run holds until it ends (a GPU slot in a sweep)
-        return _train(cfg, held)
+    try:
+        with ExitStack() as held:  # what the run holds until it ends (a GPU slot in a sweep)
+            return _train(cfg, held)
+    finally:
+        _ignore_ctrl_c_between_jobs()
+
+
+def _ignore_ctrl_c_between_jobs() -> None:
+    """In a job process of a parallel sweep (no handler of the sweep's own here), Ctrl-C
+    between two jobs would kill the process and with it the pool: it is ignored there. The
+    sweep process itself records it, and the jobs not started yet do not start."""
+    if (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _train(cfg: DictConfig, held: ExitStack) -> dict:
