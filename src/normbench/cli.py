@@ -34,18 +34,11 @@ def _resume_args(args: list[str]) -> list[str]:
                          f"directory normbench train made")
     import yaml
 
-    def key(override: str) -> str:
-        return override.split("=", 1)[0].lstrip("+~")
+    from .overrides import key, merge
 
-    merged = {key(o): o for o in (yaml.safe_load(overrides.read_text()) or []) if key(o) != "resume"}
-    rest = []
-    for a in args:
-        if "=" in a and not a.startswith("-"):
-            merged[key(a)] = a
-        else:
-            rest.append(a)
-    merged["resume"] = f"resume={run_dir.resolve()}"
-    return [*rest, *merged.values(), f"hydra.run.dir={run_dir.resolve()}"]
+    saved = [o for o in (yaml.safe_load(overrides.read_text()) or []) if key(o) != "resume"]
+    given = [a for a in args if key(a) != "resume"]
+    return [*merge(saved, given), f"resume={run_dir.resolve()}", f"hydra.run.dir={run_dir.resolve()}"]
 
 
 def _train(args: list[str]) -> int:
@@ -123,28 +116,29 @@ def _one_line(e: BaseException) -> str:
     return first
 
 
-def _evaluate(args: list[str]) -> int:
+def _refusing(run: Callable[[list[str]], int], args: list[str]) -> int:
+    """Run a subcommand; its refusal (UsageError) is one line and its exit code."""
     from .errors import UsageError
-    from .evaluate import main
-
-    try:
-        return main(args)
-    except UsageError as e:
-        print(f"normbench: error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-def _report(args: list[str]) -> int:
-    from .errors import UsageError
-    from .report.command import run
 
     try:
         return run(args)
     except UsageError as e:
         print(f"normbench: error: {e}", file=sys.stderr)
         return e.exit_code
-    except SystemExit as e:  # --help
+    except SystemExit as e:  # argparse's --help
         return e.code if isinstance(e.code, int) else 0
+
+
+def _evaluate(args: list[str]) -> int:
+    from .evaluate import main
+
+    return _refusing(main, args)
+
+
+def _report(args: list[str]) -> int:
+    from .report.command import run
+
+    return _refusing(run, args)
 
 
 # name -> (what it does, how to run it with the remaining arguments)

@@ -95,14 +95,9 @@ def _discard_hydra_files(run_dir: Path) -> None:
     looks like a run. Only Hydra's own files are removed, never anything else."""
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     (run_dir / "train.log").unlink(missing_ok=True)
-    cwd = Path.cwd().resolve()
-    for d in [run_dir.resolve(), *run_dir.resolve().parents]:  # and the empty dated folders above it
-        if d == cwd or cwd not in d.parents:
-            break
-        try:
-            d.rmdir()
-        except OSError:
-            break
+    from .rundir import remove_empty_dirs
+
+    remove_empty_dirs(run_dir)
 
 
 def outcome_fields(o, batch_size: int) -> dict:

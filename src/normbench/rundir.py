@@ -42,6 +42,19 @@ def _atomic(path: Path, write: Callable[[Any], None]) -> None:
         raise
 
 
+def remove_empty_dirs(path: Path) -> None:
+    """Remove ``path`` and the folders above it (the dated ones Hydra made) while they are
+    empty, up to the working directory, never outside it."""
+    cwd = Path.cwd().resolve()
+    for d in [path.resolve(), *path.resolve().parents]:
+        if d == cwd or cwd not in d.parents:
+            break
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
 def write_summary(run_dir: Path, summary: dict) -> None:
     assert summary.get("status") in STATUSES, summary.get("status")
     text = json.dumps(summary, indent=2, sort_keys=False, allow_nan=False) + "\n"

@@ -28,6 +28,8 @@ from typing import Any, Optional, Sequence
 from omegaconf import OmegaConf
 
 from .errors import UsageError
+from .overrides import key as _key
+from .overrides import merge
 from .sweep_job import n_jobs, read_summary, stop_requested
 
 SWEEP_CONFIG = "multirun.yaml"  # Hydra's record of a sweep, in its directory
@@ -55,10 +57,6 @@ register_resolvers()
 
 def _is_hydra_override(arg: str) -> bool:
     return arg.lstrip("+~").startswith(("hydra.", "hydra/"))
-
-
-def _key(arg: str) -> str:
-    return arg.split("=", 1)[0].lstrip("+~")
 
 
 def task_overrides(args: Sequence[str]) -> list[str]:
@@ -133,15 +131,9 @@ def sweep_args(args: list[str]) -> list[str]:
                 raise UsageError(f"resume={value}: no such directory; allowed: true, or a sweep directory "
                                  f"(outputs/multirun/...)")
             task, hydra_args = _saved_overrides(sweep_dir, value)
-            merged = {_key(a): a for a in [*task, *hydra_args] if _key(a) not in (
-                "resume", "hydra.sweep.dir", "hydra.job.config.override_dirname.exclude_keys")}
-            rest = []
-            for a in args:
-                if "=" in a and not a.startswith("-"):
-                    merged[_key(a)] = a
-                else:
-                    rest.append(a)
-            args = [*rest, *merged.values(), f"hydra.sweep.dir={sweep_dir.resolve()}"]
+            saved = [a for a in [*task, *hydra_args] if _key(a) not in (
+                "resume", "hydra.sweep.dir", "hydra.job.config.override_dirname.exclude_keys")]
+            args = [*merge(saved, args), f"hydra.sweep.dir={sweep_dir.resolve()}"]
         args.append("resume=true")
     if not any(_key(a) == "hydra.job.config.override_dirname.exclude_keys" for a in args):
         args.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(constant_keys(args))}]")
@@ -229,15 +221,10 @@ LAST: Optional[Tally] = None  # the tally of the last sweep of this process, for
 
 def remove_if_empty(sweep_dir: Path) -> None:
     """A sweep refused before any job ran leaves nothing that looks like a sweep."""
+    from .rundir import remove_empty_dirs
+
     (sweep_dir / SWEEP_CONFIG).unlink(missing_ok=True)
-    cwd = Path.cwd().resolve()
-    for d in [sweep_dir.resolve(), *sweep_dir.resolve().parents]:
-        if d == cwd or cwd not in d.parents:
-            break
-        try:
-            d.rmdir()
-        except OSError:
-            break
+    remove_empty_dirs(sweep_dir)
 
 
 def signal_children(signum: int) -> None:

@@ -149,16 +149,21 @@ def read_metrics(run_dir: Path, status: str) -> pd.DataFrame | None:
         if status == "failed":
             return None
         raise Skip(f"incomplete: no {METRICS} for a run whose status is {status}")
+    return _read_csv(path, METRIC_COLUMNS)
+
+
+def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A run's CSV file with exactly ``columns``; raises Skip saying why it cannot be read."""
     try:
-        m = pd.read_csv(path)
+        frame = pd.read_csv(path)
     except pd.errors.EmptyDataError as e:
-        raise Skip(f"corrupt {METRICS}: empty") from e
+        raise Skip(f"corrupt {path.name}: empty") from e
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise Skip(f"corrupt {METRICS} ({_first_line(e)})") from e
-    if list(m.columns) != METRIC_COLUMNS:
-        raise Skip(f"unknown layout: {METRICS} has columns {', '.join(map(str, m.columns))}; "
-                   f"known: {', '.join(METRIC_COLUMNS)}")
-    return m
+        raise Skip(f"corrupt {path.name} ({_first_line(e)})") from e
+    if list(frame.columns) != columns:
+        raise Skip(f"unknown layout: {path.name} has columns {', '.join(map(str, frame.columns))}; "
+                   f"known: {', '.join(columns)}")
+    return frame
 
 
 def _curves(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -237,15 +242,7 @@ def read_histograms(run_dir: str, block: str | None = None) -> pd.DataFrame | No
     path = Path(run_dir) / HISTOGRAMS
     if not path.exists():
         return None
-    try:
-        h = pd.read_csv(path)
-    except pd.errors.EmptyDataError as e:
-        raise Skip(f"corrupt {HISTOGRAMS}: empty") from e
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise Skip(f"corrupt {HISTOGRAMS} ({_first_line(e)})") from e
-    if list(h.columns) != HISTOGRAM_COLUMNS:
-        raise Skip(f"unknown layout: {HISTOGRAMS} has columns {', '.join(map(str, h.columns))}; "
-                   f"known: {', '.join(HISTOGRAM_COLUMNS)}")
+    h = _read_csv(path, HISTOGRAM_COLUMNS)
     numbers = h[["step", "left", "right", "count"]].apply(pd.to_numeric, errors="coerce")
     if numbers.isna().any().any():
         raise Skip(f"corrupt {HISTOGRAMS}: a step, bin edge or count that is not a number")

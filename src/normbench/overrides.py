@@ -1,0 +1,23 @@
+"""Hydra overrides as the command line gives them: ``key=value``, ``+key=value``, ``~key``."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+
+def key(override: str) -> str:
+    """``norm`` of ``norm=bn``, ``model.depth`` of ``+model.depth=2``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def merge(saved: Iterable[str], args: Sequence[str]) -> list[str]:
+    """A run's (or sweep's) saved overrides with the overrides in ``args`` replacing those
+    of the same key; ``args``' other arguments (flags) first."""
+    merged = {key(o): o for o in saved}
+    rest = []
+    for a in args:
+        if "=" in a and not a.startswith("-"):
+            merged[key(a)] = a
+        else:
+            rest.append(a)
+    return [*rest, *merged.values()]
