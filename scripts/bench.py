@@ -26,6 +26,12 @@ bare script that trains the digits MLP for one epoch with random data of the sam
 (what any PyTorch training script pays: torch, and torch.optim's import of torch._dynamo),
 and of ``normbench train epochs=1 progress=false`` in a temporary directory; medians and
 differences.
+
+Sweep (``--sweep-repeats N``). Whole-process wall time, interleaved, of a sweep of
+``--sweep-runs`` seeds of the default config (plus the overrides given) run in parallel
+(``normbench train -m seed=0,...``, the default: one job per core) and run one job at a
+time (the same with ``hydra.launcher.n_jobs=1``); medians and the ratio parallel /
+sequential (median over rounds of the ratio within a round).
 """
 
 from __future__ import annotations
@@ -173,6 +179,25 @@ def startup(repeats: int) -> dict[str, list[float]]:
     return times
 
 
+def sweep(repeats: int, runs: int, overrides: list[str]) -> dict[str, list[float]]:
+    """Whole-process wall times (s) of a parallel and a sequential sweep, interleaved."""
+    grid = ["train", "-m", "seed=" + ",".join(map(str, range(runs))), "progress=false", *overrides]
+    commands = {"parallel (one job per core)": grid, "sequential (hydra.launcher.n_jobs=1)":
+                [*grid, "hydra.launcher.n_jobs=1"]}
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, args in commands.items():
+            with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
+                t = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "normbench", *args], cwd=tmp, env=env,
+                                      capture_output=True, text=True)
+                times[name].append(time.perf_counter() - t)
+            if proc.returncode != 0:
+                raise SystemExit(f"bench: normbench {' '.join(args)} failed:\n{proc.stderr}")
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
@@ -189,6 +214,8 @@ def main() -> None:
     ap.add_argument("--startup-repeats", type=int, default=5)
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
     ap.add_argument("--no-throughput", action="store_true", help="only the start-up measurement")
+    ap.add_argument("--sweep-repeats", type=int, default=0, help="rounds of the sweep measurement (0: skip it)")
+    ap.add_argument("--sweep-runs", type=int, default=8, help="jobs of the measured sweep (seeds)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. norm=gn")
     args = ap.parse_args()
@@ -224,6 +251,16 @@ def main() -> None:
         for name, x, y in [("normbench - import torch", nb_s, torch_s), ("normbench - bare loop script", nb_s, bare_s),
                            ("bare loop script - import torch", bare_s, torch_s)]:
             print(f"  {name:<48} {statistics.median(a - b for a, b in zip(x, y, strict=True)):+6.2f} s")
+
+    if args.sweep_repeats:
+        s = sweep(args.sweep_repeats, args.sweep_runs, args.overrides)
+        print(f"\nsweep: {args.sweep_runs} runs (seeds) of the default config{' ' if args.overrides else ''}"
+              f"{' '.join(args.overrides)}, whole-process wall time, median of {args.sweep_repeats} interleaved "
+              f"rounds (range), {os.cpu_count()} CPUs")
+        for name, t in s.items():
+            print(f"  {name:<48} {statistics.median(t):6.2f} s  ({min(t):.2f}-{max(t):.2f})")
+        par, seq = s.values()
+        print(f"  {'parallel / sequential':<48} {statistics.median(a / b for a, b in zip(par, seq, strict=True)):6.3f}")
 
 
 if __name__ == "__main__":

@@ -33,3 +33,15 @@ def test_bench_times_the_cnn_on_cifar_shaped_synthetic_images_with_the_gpu_optio
     assert "amp=bf16, channels_last=True, compile=False" in proc.stdout
     assert re.search(r"^  cnn +cpu +synthetic +3x32x32 +32 +5 ", proc.stdout, re.M), proc.stdout
     assert "start-up" not in proc.stdout
+
+
+def test_bench_times_a_sweep_in_parallel_against_one_job_at_a_time():
+    proc = subprocess.run([sys.executable, str(BENCH), "--no-throughput", "--no-startup", "--sweep-repeats", "1",
+                           "--sweep-runs", "2", "epochs=1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "sweep: 2 runs (seeds) of the default config epochs=1," in out
+    for name in ("parallel (one job per core)", "sequential (hydra.launcher.n_jobs=1)"):
+        assert re.search(rf"^  {re.escape(name)} +{NUM}\d s  \({NUM}\d-{NUM}\d\)$", out, re.M), out
+    assert re.search(r"^  parallel / sequential +\d\.\d{3}$", out, re.M), out
+    assert "throughput" not in out and "start-up" not in out

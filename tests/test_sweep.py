@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import normbench_command, run_cli
-from normbench.sweep import constant_keys, job_dir_name, sweep_args
+from normbench.sweep import constant_keys, job_dir_name, runs_jobs_in_parallel_here, sweep_args
 from normbench.sweep_job import gpu_slot, start_job, threads_for_job
 from normbench.validate import check_config
 
@@ -52,6 +53,10 @@ def test_a_parallel_sweep_names_each_job_by_what_varies(workdir):
         assert s["threads"] == 1  # as many jobs as cores: one torch thread each
         assert (sweep / name / "metrics.csv").exists() and list((sweep / name).glob("events.out.tfevents.*"))
     assert "Joblib.Parallel(n_jobs=-1," in proc.stdout + proc.stderr  # one job per core
+    # each job ran with the config the sweeper checked, numbered as Hydra numbers jobs
+    ran = {name: OmegaConf.load(sweep / name / ".hydra" / "hydra.yaml").hydra.job for name in summaries}
+    assert sorted(job.num for job in ran.values()) == [0, 1, 2, 3]
+    assert all(job.id == f"{job.name}_{job.num}" for job in ran.values())
     lines = proc.stdout.splitlines()
     assert "sweep: 4 completed (4 jobs," in proc.stdout
     shown = sweep.relative_to(workdir)
@@ -77,11 +82,31 @@ def test_failed_and_diverged_jobs_are_recorded_and_the_others_finish(workdir):
     assert jobs(sweep)["data=digits,lr=50"]["diverged_at_step"] is not None
 
 
+def processes_in(directory: Path) -> list[int]:
+    """Processes whose working directory is ``directory``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) == directory.resolve():
+                found.append(int(proc.name))
+        except OSError:  # ended meanwhile, or not ours to read
+            pass
+    return found
+
+
 def test_bad_input_in_any_job_stops_the_sweep_before_training(workdir):
-    proc = run_cli("train", "-m", "dropout=0.1,1.5", "epochs=1", cwd=workdir)
+    proc = _start(workdir, "dropout=0.1,1.5", "epochs=1")
+    proc.wait(timeout=120)
+    # the job server, started while Hydra composed, ends with the sweep process: nothing
+    # goes on importing for seconds with the sweep's output open
+    end = time.monotonic() + 1.0
+    while processes_in(workdir) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert processes_in(workdir) == []
+    out, err = proc.communicate(timeout=5)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("normbench: error: dropout=1.5 is not allowed; allowed: a finite number, "
-                                   "0 <= dropout < 1 (in the sweep job dropout=1.5 epochs=1)")
+    assert err.strip() == ("normbench: error: dropout=1.5 is not allowed; allowed: a finite number, "
+                           "0 <= dropout < 1 (in the sweep job dropout=1.5 epochs=1)")
     assert not (workdir / "outputs").exists()
 
 
@@ -124,17 +149,20 @@ def uninterrupted(tmp_path_factory) -> dict[str, tuple]:
     return results(jobs(the_sweep(workdir)))
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+@pytest.mark.parametrize("how", ["ctrl-c", "kill", "kill -9"])
 def test_a_stopped_sweep_resumed_ends_as_an_uninterrupted_one(workdir, uninterrupted, how):
     proc = _start(workdir, *GRID)
     _wait_for_a_finished_and_a_training_job(workdir, proc)
-    os.killpg(proc.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+    if how == "kill":  # SIGTERM to the sweep process alone, which passes it on to its jobs
+        os.kill(proc.pid, signal.SIGTERM)
+    else:  # Ctrl-C and kill -9 of the process group
+        os.killpg(proc.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
     out, err = proc.communicate(timeout=120)
     sweep = the_sweep(workdir)
     before = {name: s["status"] for name, s in jobs(sweep).items()}
     assert 1 <= list(before.values()).count("completed") < 6
-    if how == "ctrl-c":
-        assert proc.returncode == 130, err
+    if how in ("ctrl-c", "kill"):
+        assert proc.returncode == (130 if how == "ctrl-c" else 143), err
         assert "interrupted" in before.values()
         tally = next(line for line in out.splitlines() if line.startswith("sweep: "))
         assert "interrupted" in tally and "failed" not in tally
@@ -149,10 +177,21 @@ def test_a_stopped_sweep_resumed_ends_as_an_uninterrupted_one(workdir, uninterru
         if status == "completed":  # skipped, not trained again
             assert f"completed earlier, skipped: {name}" in again.stdout
     assert results(jobs(sweep)) == uninterrupted
-    if how == "ctrl-c":  # an interrupted job went on from its checkpoint
+    if how in ("ctrl-c", "kill"):  # an interrupted job went on from its checkpoint
         resumed = [name for name, status in before.items() if status == "interrupted"
                    and "resumed from" in (sweep / name / "train.log").read_text()]
         assert resumed
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
+
+def job_processes(sweep_pid: int) -> list[int]:
+    """The job processes of a local parallel sweep: forked from its fork server, a child of
+    the sweep process."""
+    (server,) = [p for p in children(sweep_pid) if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return children(server)
 
 
 def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterrupted):
@@ -163,10 +202,8 @@ def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterr
     while not list((workdir / "outputs").rglob("checkpoint.pt")):
         assert time.monotonic() < end and proc.poll() is None, proc.communicate()
         time.sleep(0.1)
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    workers = [int(pid) for pid in children if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()
-               and "loky" in Path(f"/proc/{pid}/cmdline").read_text()]
-    assert len(workers) == 2, children
+    workers = job_processes(proc.pid)
+    assert len(workers) == 2, workers
     os.kill(workers[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -235,6 +272,41 @@ def test_every_experiment_preset_defines_a_grid_of_valid_runs(name):
         for combo in product(*grid):
             check_config(compose(config_name="config", overrides=[f"experiment={name}", *combo]))
     assert PRESETS == ["batch_size", "bn_sigmoid", "dropout_shift", "init", "lr_stability", "placement"]
+
+
+@pytest.mark.parametrize("args, parallel", [
+    (["-m", "norm=bn,none", "seed=0,1"], True),
+    (["-m", "norm=bn,none", "hydra.launcher.n_jobs=1"], False),
+    (["-m", "norm=bn,none", "hydra/launcher=slurm"], False),
+    (["-m", "norm=bn,none", "--cfg", "job"], False),
+    (["-m", "norm=bn,none", "--config-dir", "mine"], False),
+])
+def test_the_job_server_starts_early_only_for_a_local_parallel_sweep(monkeypatch, args, parallel):
+    monkeypatch.setattr("normbench.sweep_job.nvidia_gpu_present", lambda: False)
+    monkeypatch.setattr("joblib.cpu_count", lambda: 2)
+    assert runs_jobs_in_parallel_here(args) is parallel
+    monkeypatch.setattr("joblib.cpu_count", lambda: 1)  # one core: one job at a time
+    assert runs_jobs_in_parallel_here(args) is False
+
+
+def test_job_processes_start_with_what_a_job_imports(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import multiprocessing, sys\n"
+        "from normbench.sweep_job import start_job_server\n"
+        "def loaded():\n"
+        "    return sorted(m for m in ('torch', 'torch._dynamo', 'torch.utils.tensorboard', 'normbench.trainer')"
+        " if m in sys.modules)\n"
+        "if __name__ == '__main__':\n"
+        "    assert start_job_server()\n"
+        "    print(sorted(sys.modules.keys() & {'torch', 'torch._dynamo'}))\n"
+        "    with multiprocessing.get_context('forkserver').Pool(1) as pool:\n"
+        "        print(pool.apply(loaded))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # the sweep process itself imports none of it; its job processes begin with all of it
+    assert proc.stdout.splitlines() == ["[]", "['normbench.trainer', 'torch', 'torch._dynamo', "
+                                        "'torch.utils.tensorboard']"]
 
 
 def test_job_directories_and_the_keys_that_name_them():

@@ -79,6 +79,23 @@ def constant_keys(args: Sequence[str]) -> list[str]:
     return sorted(keys)
 
 
+def runs_jobs_in_parallel_here(args: Sequence[str]) -> bool:
+    """Whether ``normbench train -m <args>`` runs its jobs in parallel processes on this
+    machine, as far as the command line alone tells: the default launcher with its default
+    job count (no ``hydra/launcher``, ``hydra.launcher.*`` or ``--config-dir`` given, no
+    Hydra flag like ``--cfg``), more than one core, and no GPU (whose count sets the job
+    count). The sweep's fork server can then start before Hydra does."""
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
+        return False
+    if any(_is_hydra_override(a) and "launcher" in a for a in args):
+        return False
+    import joblib
+
+    from .sweep_job import nvidia_gpu_present
+
+    return joblib.cpu_count() > 1 and not nvidia_gpu_present()
+
+
 def find_sweep(args: Sequence[str], root: Path = Path("outputs/multirun")) -> Path:
     """The newest sweep under ``root`` started with these task overrides (resume aside)."""
     import yaml
@@ -228,15 +245,20 @@ def remove_if_empty(sweep_dir: Path) -> None:
 
 
 def signal_children(signum: int) -> None:
-    """Pass a signal on to this process's children (the parallel jobs), on Linux."""
-    me = str(os.getpid())
+    """Pass a signal on to this process's descendants (the parallel jobs, forked from the
+    sweep's fork server, a child of this process), on Linux."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if fields[1] == me:
-            try:
-                os.kill(int(stat.parent.name), signum)
-            except (OSError, ValueError):
-                pass
+    below, frontier = [], [os.getpid()]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        below += frontier
+    for pid in below:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass

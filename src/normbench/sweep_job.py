@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import os
 import time
 from contextlib import contextmanager
@@ -120,6 +121,22 @@ def n_jobs(device: str, jobs_per_gpu: int) -> int:
         if torch.cuda.is_available():
             return torch.cuda.device_count() * jobs_per_gpu
     return -1
+
+
+JOB_SERVER = "normbench.job_server"  # what the fork server imports before forking job processes
+
+
+def start_job_server() -> bool:
+    """Start the fork server that a local parallel sweep's job processes are forked from;
+    it imports ``JOB_SERVER`` (what every job needs) in the background. False where
+    there is no fork server (Windows): job processes then start as fresh interpreters."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    from multiprocessing import forkserver
+
+    multiprocessing.set_forkserver_preload([JOB_SERVER])
+    forkserver.ensure_running()  # returns at once; the server imports while the sweep goes on
+    return True
 
 
 @contextmanager
