@@ -289,6 +289,7 @@ def test_the_job_server_starts_early_only_for_a_local_parallel_sweep(monkeypatch
     assert runs_jobs_in_parallel_here(args) is False
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux only")
 def test_job_processes_start_with_what_a_job_imports(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(

@@ -14,6 +14,7 @@ import fcntl
 import json
 import multiprocessing
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,9 +129,10 @@ JOB_SERVER = "normbench.job_server"  # what the fork server imports before forki
 
 def start_job_server() -> bool:
     """Start the fork server that a local parallel sweep's job processes are forked from;
-    it imports ``JOB_SERVER`` (what every job needs) in the background. False where
-    there is no fork server (Windows): job processes then start as fresh interpreters."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    it imports ``JOB_SERVER`` (what every job needs) in the background. Linux only:
+    Windows has no fork server, and on macOS a fork of a process that has loaded system
+    frameworks (as torch does) is unsafe; there job processes start as fresh interpreters."""
+    if not sys.platform.startswith("linux") or "forkserver" not in multiprocessing.get_all_start_methods():
         return False
     from multiprocessing import forkserver
 
