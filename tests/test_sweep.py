@@ -17,8 +17,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import normbench_command, run_cli
-from normbench.sweep import constant_keys, job_dir_name, runs_jobs_in_parallel_here, sweep_args
-from normbench.sweep_job import gpu_slot, start_job, threads_for_job
+from normbench.sweep import constant_keys, job_dir_name, sweep_args
+from normbench.sweep_job import gpu_slot, runs_jobs_in_parallel_here, start_job, threads_for_job
 from normbench.validate import check_config
 
 RESULT_KEYS = ("status", "final_val_acc", "final_val_loss", "best_val_acc", "final_train_loss", "steps",

@@ -47,12 +47,13 @@ def _train(args: list[str]) -> int:
     sweeping = bool({"-m", "--multirun"} & set(args))
     try:
         if sweeping:
-            from .sweep import runs_jobs_in_parallel_here, sweep_args
-            from .sweep_job import start_job_server
+            from .sweep_job import runs_jobs_in_parallel_here, start_job_server
 
-            args = sweep_args(args)
             if runs_jobs_in_parallel_here(args):
                 start_job_server()  # it imports what the jobs need while Hydra starts
+            from .sweep import sweep_args
+
+            args = sweep_args(args)
         else:
             args = _resume_args(args)
     except UsageError as e:

@@ -79,23 +79,6 @@ def constant_keys(args: Sequence[str]) -> list[str]:
     return sorted(keys)
 
 
-def runs_jobs_in_parallel_here(args: Sequence[str]) -> bool:
-    """Whether ``normbench train -m <args>`` runs its jobs in parallel processes on this
-    machine, as far as the command line alone tells: the default launcher with its default
-    job count (no ``hydra/launcher``, ``hydra.launcher.*`` or ``--config-dir`` given, no
-    Hydra flag like ``--cfg``), more than one core, and no GPU (whose count sets the job
-    count). The sweep's fork server can then start before Hydra does."""
-    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
-        return False
-    if any(_is_hydra_override(a) and "launcher" in a for a in args):
-        return False
-    import joblib
-
-    from .sweep_job import nvidia_gpu_present
-
-    return joblib.cpu_count() > 1 and not nvidia_gpu_present()
-
-
 def find_sweep(args: Sequence[str], root: Path = Path("outputs/multirun")) -> Path:
     """The newest sweep under ``root`` started with these task overrides (resume aside)."""
     import yaml

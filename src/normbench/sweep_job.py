@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from .rundir import CHECKPOINT, HISTOGRAMS, METRICS, SUMMARY
 
@@ -122,6 +122,22 @@ def n_jobs(device: str, jobs_per_gpu: int) -> int:
         if torch.cuda.is_available():
             return torch.cuda.device_count() * jobs_per_gpu
     return -1
+
+
+def runs_jobs_in_parallel_here(args: Sequence[str]) -> bool:
+    """Whether ``normbench train -m <args>`` runs its jobs in parallel processes on this
+    machine, as far as the command line alone tells: the default launcher with its default
+    job count (no override of a ``launcher`` key or group, no ``--config-dir`` or other
+    Hydra flag such as ``--cfg``), more than one core (as joblib counts them), and no GPU
+    (whose count sets the job count). The sweep's fork server can then start before Hydra
+    does; otherwise the launcher starts it once the config says how many jobs run at once."""
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
+        return False
+    if any("launcher" in a.split("=", 1)[0] for a in args):
+        return False
+    import joblib
+
+    return joblib.cpu_count() > 1 and not nvidia_gpu_present()
 
 
 JOB_SERVER = "normbench.job_server"  # what the fork server imports before forking job processes
