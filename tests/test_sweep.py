@@ -280,6 +280,8 @@ def test_every_experiment_preset_defines_a_grid_of_valid_runs(name):
     (["-m", "norm=bn,none", "hydra/launcher=slurm"], False),
     (["-m", "norm=bn,none", "--cfg", "job"], False),
     (["-m", "norm=bn,none", "--config-dir", "mine"], False),
+    (["-m", "norm=bn,none", "resume=true"], True),
+    (["-m", "resume=outputs/multirun/2026-11-23/12-01-02-123456"], False),
 ])
 def test_the_job_server_starts_early_only_for_a_local_parallel_sweep(monkeypatch, args, parallel):
     monkeypatch.setattr("normbench.sweep_job.nvidia_gpu_present", lambda: False)
