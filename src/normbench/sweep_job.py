@@ -128,9 +128,10 @@ def runs_jobs_in_parallel_here(args: Sequence[str]) -> bool:
     """Whether ``normbench train -m <args>`` runs its jobs in parallel processes on this
     machine, as far as the command line alone tells: the default launcher with its default
     job count (no override of a ``launcher`` key or group, no ``--config-dir`` or other
-    Hydra flag such as ``--cfg``, no ``resume=<sweep dir>``), more than one core (as joblib counts them), and no GPU
-    (whose count sets the job count). The sweep's fork server can then start before Hydra
-    does; otherwise the launcher starts it once the config says how many jobs run at once."""
+    Hydra flag such as ``--cfg``, no ``resume=<sweep dir>``), more than one core (as
+    joblib counts them), and no GPU (whose count sets the job count). The sweep's fork
+    server can then start before Hydra does; otherwise the launcher starts it once the
+    config says how many jobs run at once."""
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return False
     if any("launcher" in a.split("=", 1)[0] for a in args):
