@@ -110,7 +110,8 @@ def throughput(model: str, device_name: str, args) -> dict:
     if args.batch_size:
         base.append(f"batch_size={args.batch_size}")
     base += args.overrides
-    cfgs = {"bare": config(base), "probes off": config([*base, "probe_every=0"]), "probes on": config(base)}
+    cfg = config(base)  # the bare loop and the trainer with its default probes run the same config
+    cfgs = {"bare": cfg, "probes off": config([*base, "probe_every=0"]), "probes on": cfg}
     fns = {"bare": bare_loop, "probes off": trainer_loop, "probes on": trainer_loop}
     device = resolve_device(cfgs["bare"].device)
     data = load_data(cfgs["bare"].data, device)
@@ -155,47 +156,47 @@ for i in range(len(Y) // 64):
 """
 
 
+def time_commands(commands: dict[str, list[str]], repeats: int) -> dict[str, list[float]]:
+    """Whole-process wall times (s) of each command, run interleaved ``repeats`` times, each
+    run in a fresh temporary directory; one list per command."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, cmd in commands.items():
+            with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
+                t = time.perf_counter()
+                proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
+                times[name].append(time.perf_counter() - t)
+            if proc.returncode != 0:
+                raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr}")
+    return times
+
+
+def print_times(times: dict[str, list[float]]) -> None:
+    for name, t in times.items():
+        print(f"  {name:<48} {statistics.median(t):6.2f} s  ({min(t):.2f}-{max(t):.2f})")
+
+
 def startup(repeats: int) -> dict[str, list[float]]:
-    """Whole-process wall times (s) of the three commands, run interleaved, one list each."""
+    """``import torch``, a bare training script and ``normbench train epochs=1``, timed."""
     with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
         script = os.path.join(tmp, "bare_loop.py")
         with open(script, "w") as f:
             f.write(BARE_SCRIPT)
-        commands = {
+        return time_commands({
             'python -c "import torch"': [sys.executable, "-c", "import torch"],
             "bare loop script (digits MLP shapes, 1 epoch)": [sys.executable, script],
             "normbench train epochs=1 progress=false": [sys.executable, "-m", "normbench", "train", "epochs=1",
                                                         "progress=false"],
-        }
-        env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(repeats):
-            for name, cmd in commands.items():
-                t = time.perf_counter()
-                proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
-                times[name].append(time.perf_counter() - t)
-                if proc.returncode != 0:
-                    raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr}")
-    return times
+        }, repeats)
 
 
 def sweep(repeats: int, runs: int, overrides: list[str]) -> dict[str, list[float]]:
-    """Whole-process wall times (s) of a parallel and a sequential sweep, interleaved."""
-    grid = ["train", "-m", "seed=" + ",".join(map(str, range(runs))), "progress=false", *overrides]
-    commands = {"parallel (one job per core)": grid, "sequential (hydra.launcher.n_jobs=1)":
-                [*grid, "hydra.launcher.n_jobs=1"]}
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(repeats):
-        for name, args in commands.items():
-            with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
-                t = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-m", "normbench", *args], cwd=tmp, env=env,
-                                      capture_output=True, text=True)
-                times[name].append(time.perf_counter() - t)
-            if proc.returncode != 0:
-                raise SystemExit(f"bench: normbench {' '.join(args)} failed:\n{proc.stderr}")
-    return times
+    """A sweep of ``runs`` seeds in parallel and one job at a time, timed."""
+    grid = [sys.executable, "-m", "normbench", "train", "-m", "seed=" + ",".join(map(str, range(runs))),
+            "progress=false", *overrides]
+    return time_commands({"parallel (one job per core)": grid,
+                          "sequential (hydra.launcher.n_jobs=1)": [*grid, "hydra.launcher.n_jobs=1"]}, repeats)
 
 
 def main() -> None:
@@ -245,8 +246,7 @@ def main() -> None:
         s = startup(args.startup_repeats)
         print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved rounds (range); "
               f"differences: median over rounds of the difference within a round")
-        for name, t in s.items():
-            print(f"  {name:<48} {statistics.median(t):6.2f} s  ({min(t):.2f}-{max(t):.2f})")
+        print_times(s)
         torch_s, bare_s, nb_s = s.values()
         for name, x, y in [("normbench - import torch", nb_s, torch_s), ("normbench - bare loop script", nb_s, bare_s),
                            ("bare loop script - import torch", bare_s, torch_s)]:
@@ -257,8 +257,7 @@ def main() -> None:
         print(f"\nsweep: {args.sweep_runs} runs (seeds) of the default config{' ' if args.overrides else ''}"
               f"{' '.join(args.overrides)}, whole-process wall time, median of {args.sweep_repeats} interleaved "
               f"rounds (range), {os.cpu_count()} CPUs")
-        for name, t in s.items():
-            print(f"  {name:<48} {statistics.median(t):6.2f} s  ({min(t):.2f}-{max(t):.2f})")
+        print_times(s)
         par, seq = s.values()
         print(f"  {'parallel / sequential':<48} {statistics.median(a / b for a, b in zip(par, seq, strict=True)):6.3f}")
 

@@ -10,6 +10,9 @@ def key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+OFF = ("null", "false", "none")  # resume=<one of these>: no resume
+
+
 def merge(saved: Iterable[str], args: Sequence[str]) -> list[str]:
     """A run's (or sweep's) saved overrides with the overrides in ``args`` replacing those
     of the same key; ``args``' other arguments (flags) first."""

@@ -31,6 +31,8 @@ from . import __version__
 from . import config as _schemas  # noqa: F401  (registers the schemas in Hydra's ConfigStore)
 from . import sweep as _sweep  # noqa: F401  (the job-directory resolver)
 from .errors import RunFailed, UsageError
+from .rundir import (CHECKPOINT, HISTOGRAMS, METRICS, flat, load_checkpoint, remove_empty_dirs, save_checkpoint,
+                     shown, write_summary)
 from .validate import check_against_data, check_config
 
 log = logging.getLogger("normbench")
@@ -83,20 +85,11 @@ def _finite(value):
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _discard_hydra_files(run_dir: Path) -> None:
     """Bad input in a single run: remove what Hydra wrote, so no directory is left that
     looks like a run. Only Hydra's own files are removed, never anything else."""
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     (run_dir / "train.log").unlink(missing_ok=True)
-    from .rundir import remove_empty_dirs
-
     remove_empty_dirs(run_dir)
 
 
@@ -138,26 +131,15 @@ def outcome_fields(o, batch_size: int) -> dict:
     }
 
 
-def flat(config: dict, prefix: str = "") -> dict:
-    """A nested config as ``{"model.depth": 3, "norm.name": "bn", ...}``."""
-    out: dict = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
 def hparams(config: dict) -> dict:
     """The config flattened for TensorBoard's HParams tab: ``model.depth``, ``norm.name``, ...
     Lists become strings (``[32, 64]``), booleans ``true``/``false``; null values are left out."""
-    def shown(value):
+    def as_text(value):
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(list(value)) if isinstance(value, (list, tuple)) else value
 
-    return {key: shown(value) for key, value in flat(config).items() if value is not None}
+    return {key: as_text(value) for key, value in flat(config).items() if value is not None}
 
 
 # What the HParams tab shows beside each run's settings: the last value of these tags.
@@ -185,8 +167,6 @@ class NothingToDo(Exception):
 def resume_checkpoint(run: Path, cfg, config: dict) -> dict:
     """The checkpoint of the run directory ``run``, after checking that ``config`` is that
     run's own (but for ``RESUME_MAY_CHANGE``) and that there is something left to do."""
-    from .rundir import load_checkpoint
-
     state = load_checkpoint(run)
     saved, now = {**ADDED_KEYS, **flat(state["config"])}, flat(config)
     for key in sorted(set(saved) | set(now)):
@@ -237,7 +217,6 @@ def _train(cfg: DictConfig, held: ExitStack) -> dict:
 
     from .data import load_data
     from .models import build_model
-    from .rundir import CHECKPOINT, HISTOGRAMS, METRICS, save_checkpoint, write_summary
     from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink
     from .trainer import Trainer
 
@@ -263,12 +242,14 @@ def _train(cfg: DictConfig, held: ExitStack) -> dict:
     start = JobStart(resume_from=Path(cfg.resume) if cfg.resume else None)
     if sweeping:
         if stop_requested(sweep_dir):  # the sweep was stopped before this job began
-            if read_summary(run_dir) is None:
-                write_summary(run_dir, {**summary, **_never_trained(cfg, t0), "status": "interrupted"})
-            return read_summary(run_dir)
+            earlier = read_summary(run_dir)
+            if earlier is None:
+                earlier = {**summary, **_never_trained(cfg, t0), "status": "interrupted"}
+                write_summary(run_dir, earlier)
+            return earlier
         start = start_job(run_dir, resume=bool(cfg.resume))
         if start.skip is not None:
-            print(f"{start.skip['status']} earlier, skipped: {_job_name(run_dir, sweep_dir)}", flush=True)
+            print(f"{start.skip['status']} earlier, skipped: {shown(run_dir, sweep_dir)}", flush=True)
             return start.skip
     # Ctrl-C / SIGTERM from here on stop the run gently: in a sweep from the job's start
     # (a job process must not die between jobs), in a single run once training starts.
@@ -299,7 +280,7 @@ def _train(cfg: DictConfig, held: ExitStack) -> dict:
         if sweeping:  # recorded in its own directory; the rest of the sweep goes on
             summary.update(_never_trained(cfg, t0), error=str(e))
             write_summary(run_dir, summary)
-            print(f"normbench: error: {_job_name(run_dir, sweep_dir)}: {e}", file=sys.stderr, flush=True)
+            print(f"normbench: error: {shown(run_dir, sweep_dir)}: {e}", file=sys.stderr, flush=True)
             return summary
         if not cfg.resume:  # never remove anything from the run being resumed
             _discard_hydra_files(run_dir)
@@ -315,7 +296,7 @@ def _train(cfg: DictConfig, held: ExitStack) -> dict:
         if sweeping:
             _report(summary, run_dir, sweep_dir)
             return summary
-        raise RunFailed(f"run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}") from e
+        raise RunFailed(f"run failed: {summary['error']}; details in {shown(run_dir / 'train.log')}") from e
 
     trainer = outcome = error = None
     try:  # from here on, whatever happens is recorded in summary.json
@@ -395,7 +376,7 @@ def _train(cfg: DictConfig, held: ExitStack) -> dict:
     if sweeping:
         return summary
     if error is not None:
-        raise RunFailed(f"run failed: {summary['error']}; details in {_shown(run_dir / 'train.log')}") from error
+        raise RunFailed(f"run failed: {summary['error']}; details in {shown(run_dir / 'train.log')}") from error
     if summary["status"] == "interrupted":
         sys.exit(128 + (trainer.stop or signal.SIGINT))  # 130 after Ctrl-C, 143 after SIGTERM
     return summary
@@ -435,19 +416,12 @@ def stop_on_signals(targets: list):
             signal.signal(s, previous[s])
 
 
-def _job_name(run_dir: Path, sweep_dir: Path) -> str:
-    try:
-        return str(run_dir.resolve().relative_to(sweep_dir.resolve()))
-    except ValueError:
-        return str(run_dir)
-
-
 def _report(s: dict, run_dir: Path, sweep_dir: Path | None = None) -> None:
     if sweep_dir is not None:  # one line per job: the sweep prints the tally and where things are
         done = {"completed": f"val/acc {s['final_val_acc']:.4f}" if s.get("final_val_acc") is not None else "",
                 "diverged": f"at step {s.get('diverged_at_step')}", "failed": s.get("error") or "",
                 "interrupted": f"after {s.get('steps')} steps"}[s["status"]]
-        line = f"{s['status']} {_job_name(run_dir, sweep_dir)}: {done} ({s['wall_time_s']:.1f} s)"
+        line = f"{s['status']} {shown(run_dir, sweep_dir)}: {done} ({s['wall_time_s']:.1f} s)"
         log.info(line)
         print(line, flush=True)
         return
@@ -460,8 +434,8 @@ def _report(s: dict, run_dir: Path, sweep_dir: Path | None = None) -> None:
         line = f"{s['status']} after {s['steps']} steps"
     log.info(line)
     print(line)
-    print(f"run directory: {_shown(run_dir)}")
-    print(f"tensorboard --logdir {_shown(run_dir)}")
+    print(f"run directory: {shown(run_dir)}")
+    print(f"tensorboard --logdir {shown(run_dir)}")
 
 
 @hydra.main(config_path="pkg://normbench.conf", config_name="config", version_base="1.3")

@@ -20,6 +20,20 @@ METRICS = "metrics.csv"
 HISTOGRAMS = "histograms.csv"
 CHECKPOINT = "checkpoint.pt"
 STATUSES = ("completed", "diverged", "failed", "interrupted")
+CSV_COLUMNS = ["step", "epoch", "tag", "value", "wall_time"]  # metrics.csv
+HISTOGRAM_COLUMNS = ["step", "epoch", "tag", "left", "right", "count"]  # histograms.csv
+SWEEP_CONFIG = "multirun.yaml"  # Hydra's record of a sweep, in its directory
+
+
+def flat(config: dict, prefix: str = "") -> dict:
+    """A nested config as ``{"model.depth": 3, "norm.name": "bn", ...}``."""
+    out: dict = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + str(key)] = value
+    return out
 
 
 def _umask() -> int:
@@ -40,6 +54,15 @@ def _atomic(path: Path, write: Callable[[Any], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def shown(path: Path, base: Path | None = None) -> str:
+    """A path as the user would type it: relative to ``base`` (the working directory) when
+    inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(base or Path.cwd()).resolve()))
+    except ValueError:
+        return str(path)
 
 
 def remove_empty_dirs(path: Path) -> None:

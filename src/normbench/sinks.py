@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Optional
 
 from .probes import Histogram
-from .rundir import keep_rows_up_to
+from .rundir import CSV_COLUMNS, HISTOGRAM_COLUMNS, keep_rows_up_to
 
-CSV_COLUMNS = ["step", "epoch", "tag", "value", "wall_time"]
-HISTOGRAM_COLUMNS = ["step", "epoch", "tag", "left", "right", "count"]
 
 # TensorBoard's Custom Scalars tab: one chart per family, every layer (block) in it.
 # Each entry is a regular expression over tags.

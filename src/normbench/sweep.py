@@ -29,11 +29,10 @@ from omegaconf import OmegaConf
 
 from .errors import UsageError
 from .overrides import key as _key
-from .overrides import merge
+from .overrides import OFF, merge
+from .rundir import STATUSES, SWEEP_CONFIG, shown
 from .sweep_job import n_jobs, read_summary, stop_requested
 
-SWEEP_CONFIG = "multirun.yaml"  # Hydra's record of a sweep, in its directory
-ORDER = ("completed", "diverged", "failed", "interrupted")
 
 
 def job_dir_name(override_dirname: str, num: Any) -> str:
@@ -115,7 +114,7 @@ def sweep_args(args: list[str]) -> list[str]:
     keys that vary, and ``resume=true`` / ``resume=<sweep dir>`` pointed at the sweep to finish."""
     given = [a for a in args if _key(a) == "resume" and "=" in a and not a.startswith("-")]
     value = given[-1].split("=", 1)[1] if given else ""
-    if value and value.lower() not in ("null", "false", "none"):
+    if value and value.lower() not in OFF:
         args = [a for a in args if a not in given]
         if value.lower() == "true":
             sweep_dir = next((Path(a.split("=", 1)[1]) for a in args if _key(a) == "hydra.sweep.dir"), None)
@@ -162,7 +161,7 @@ class Tally:
 
     def line(self) -> str:
         c = self.counts()
-        return ", ".join(f"{c[s]} {s}" for s in ORDER if c[s] or s == "completed")
+        return ", ".join(f"{c[s]} {s}" for s in STATUSES if c[s] or s == "completed")
 
     @property
     def exit_code(self) -> int:
@@ -179,7 +178,7 @@ def tally(sweep_dir: Path, job_dirs: Sequence[Path]) -> Tally:
     jobs = []
     for d in job_dirs:
         s = read_summary(d)
-        if s is None or s.get("status") not in ORDER:
+        if s is None or s.get("status") not in STATUSES:
             if not d.exists():
                 jobs.append(Job(d, "interrupted" if stopping else "failed", "never started"))
             elif (d / "summary.json").exists():
@@ -193,27 +192,20 @@ def tally(sweep_dir: Path, job_dirs: Sequence[Path]) -> Tally:
     return Tally(sweep_dir, jobs)
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def print_tally(t: Tally, seconds: float, argv: Sequence[str]) -> None:
     print(f"sweep: {t.line()} ({len(t.jobs)} jobs, {seconds:.1f} s)", flush=True)
     for job in t.jobs:
         if job.status in ("failed", "interrupted"):
             log = job.dir / "train.log"
-            print(f"  {job.status}: {_shown(job.dir)}" + (f": {job.error}" if job.error else "")
-                  + (f" (log: {_shown(log)})" if log.exists() else ""), file=sys.stderr)
-    print(f"sweep directory: {_shown(t.sweep_dir)}")
+            print(f"  {job.status}: {shown(job.dir)}" + (f": {job.error}" if job.error else "")
+                  + (f" (log: {shown(log)})" if log.exists() else ""), file=sys.stderr)
+    print(f"sweep directory: {shown(t.sweep_dir)}")
     if t.counts()["failed"] or t.counts()["interrupted"]:
         again = [a for a in argv if _key(a) not in ("resume", "hydra.sweep.dir",
                                                    "hydra.job.config.override_dirname.exclude_keys")]
-        print("finish it: " + shlex.join(["normbench", "train", *again, f"resume={_shown(t.sweep_dir)}"]))
-    print(f"normbench report {shlex.quote(_shown(t.sweep_dir))}")
-    print(f"tensorboard --logdir {shlex.quote(_shown(t.sweep_dir))}", flush=True)
+        print("finish it: " + shlex.join(["normbench", "train", *again, f"resume={shown(t.sweep_dir)}"]))
+    print(f"normbench report {shlex.quote(shown(t.sweep_dir))}")
+    print(f"tensorboard --logdir {shlex.quote(shown(t.sweep_dir))}", flush=True)
 
 
 LAST: Optional[Tally] = None  # the tally of the last sweep of this process, for the command line
@@ -227,7 +219,7 @@ def remove_if_empty(sweep_dir: Path) -> None:
     remove_empty_dirs(sweep_dir)
 
 
-def signal_children(signum: int) -> None:
+def signal_descendants(signum: int) -> None:
     """Pass a signal on to this process's descendants (the parallel jobs, forked from the
     sweep's fork server, a child of this process), on Linux."""
     parents: dict[int, int] = {}

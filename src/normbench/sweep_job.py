@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from .overrides import OFF, key
 from .rundir import CHECKPOINT, HISTOGRAMS, METRICS, SUMMARY
 
 STOP_MARKER = ".stop"  # in the sweep directory: written when the sweep is asked to stop
@@ -134,9 +135,9 @@ def runs_jobs_in_parallel_here(args: Sequence[str]) -> bool:
     config says how many jobs run at once."""
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return False
-    if any("launcher" in a.split("=", 1)[0] for a in args):
+    if any("launcher" in key(a) for a in args):
         return False
-    if any(a.startswith("resume=") and a.split("=", 1)[1].lower() not in ("true", "false", "null") for a in args):
+    if any(key(a) == "resume" and a.partition("=")[2].lower() not in (*OFF, "true") for a in args):
         return False  # resume=<sweep dir> brings the sweep's own overrides, launcher ones among them
     import joblib
 

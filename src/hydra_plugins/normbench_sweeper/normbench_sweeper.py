@@ -32,7 +32,8 @@ from omegaconf import DictConfig, open_dict
 
 from normbench import sweep as _sweep
 from normbench.errors import UsageError
-from normbench.sweep import ORDER, SWEEP_CONFIG, print_tally, remove_if_empty, signal_children, tally
+from normbench.rundir import STATUSES
+from normbench.sweep import SWEEP_CONFIG, print_tally, remove_if_empty, signal_descendants, tally
 from normbench.sweep_job import (STOP_MARKER, launcher_kind, read_summary, request_stop, start_job_server,
                                  stop_requested)
 
@@ -78,7 +79,7 @@ class NormbenchSweeper(BasicSweeper):
             for s, h in previous.items():
                 signal.signal(s, h)
             if signum != signal.SIGINT:  # Ctrl-C reaches every job itself; kill only this process
-                signal_children(signum)
+                signal_descendants(signum)
             print(f"\nnormbench: {signal.Signals(signum).name}: stopping the sweep: jobs that are training stop "
                   f"after their step with a checkpoint, the others do not start; a second one stops at once",
                   file=sys.stderr, flush=True)
@@ -163,7 +164,7 @@ class NormbenchJoblibLauncher(JoblibLauncher):
             for i, overrides in enumerate(job_overrides):
                 job_dir = self._job_dir(overrides, initial_job_idx + i)
                 summary = read_summary(job_dir)
-                if summary is not None and summary.get("status") in ORDER:
+                if summary is not None and summary.get("status") in STATUSES:
                     returns.append(JobReturn(overrides=list(overrides), working_dir=str(job_dir),
                                              status=JobStatus.COMPLETED, _return_value=summary))
                 else:
@@ -217,9 +218,7 @@ class NormbenchJoblibLauncher(JoblibLauncher):
         return self.composed[tuple(overrides)]
 
     def _job_dir(self, overrides: Sequence[str], num: int) -> Path:
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(cfg):
-            cfg.hydra.job.num = num
+        cfg = pickle.loads(self._job_config(overrides, num))
         return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 
 

@@ -1,5 +1,5 @@
 """Run directories -> pandas frames. Reads only files (summary.json, metrics.csv,
-.hydra/, histograms.csv), never training code, so it reads runs made by other versions
+histograms.csv), never training code, so it reads runs made by other versions
 and on other machines.
 
 A run directory is any directory holding ``summary.json``; a directory that looks like
@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from ..rundir import (CSV_COLUMNS, HISTOGRAM_COLUMNS, HISTOGRAMS, METRICS, STATUSES, SUMMARY, SWEEP_CONFIG, flat,
+                      shown)
 
-SUMMARY, METRICS, HISTOGRAMS, HYDRA = "summary.json", "metrics.csv", "histograms.csv", ".hydra"
-STATUSES = ("completed", "diverged", "failed", "interrupted")
-METRIC_COLUMNS = ["step", "epoch", "tag", "value", "wall_time"]
-HISTOGRAM_COLUMNS = ["step", "epoch", "tag", "left", "right", "count"]
+HYDRA = ".hydra"
 # the numbers of summary.json the report knows (a run may lack some: older versions)
 SUMMARY_NUMBERS = ("final_val_acc", "best_val_acc", "final_val_loss", "best_val_loss", "final_train_loss",
                    "final_train_acc", "train_eval_gap", "steps_to_target", "seconds_to_target", "target_acc",
@@ -45,31 +44,11 @@ class Runs:
         return [c.removeprefix("config.") for c in self.runs.columns if c.startswith("config.")]
 
 
-def flat(config: dict, prefix: str = "") -> dict:
-    """A nested config as ``{"model.depth": 3, "norm.name": "bn", ...}``; lists become
-    their text (``[32, 64]``) so that they can be grouped on."""
-    out: dict = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + str(key)] = str(value) if isinstance(value, (list, tuple)) else value
-    return out
-
-
-def shown(path: Path) -> str:
-    """A path as the user would type it: relative to the working directory when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def latest_sweep(outputs: Path = Path("outputs")) -> Path:
     """The newest directory under ``outputs`` holding Hydra's multirun.yaml (by its mtime)."""
-    found = list(outputs.rglob("multirun.yaml")) if outputs.is_dir() else []
+    found = list(outputs.rglob(SWEEP_CONFIG)) if outputs.is_dir() else []
     if not found:
-        raise UsageError(f"PATH (none given): no sweep under {outputs}/ (no directory there holds multirun.yaml); "
+        raise UsageError(f"PATH (none given): no sweep under {outputs}/ (no directory there holds {SWEEP_CONFIG}); "
                          f"allowed: run a sweep (normbench train -m ...) first, or give run directories as PATH")
     return max(found, key=lambda p: (p.stat().st_mtime, str(p))).parent
 
@@ -109,35 +88,10 @@ def read_summary(run_dir: Path) -> dict:
         raise Skip(f"unknown layout: {SUMMARY} is not a normbench summary (no status)")
     if summary["status"] not in STATUSES:
         raise Skip(f"unknown layout: status {summary['status']!r} in {SUMMARY}; known: {', '.join(STATUSES)}")
-    config = summary.get("config")
-    if not isinstance(config, dict):
-        config = _hydra_config(run_dir)
-        if config is None:
-            raise Skip(f"unknown layout: no config in {SUMMARY} and no readable {HYDRA}/config.yaml")
-    if "overrides" not in summary:
-        summary["overrides"] = _hydra_overrides(run_dir)
-    summary["config"] = config
+    if not isinstance(summary.get("config"), dict):
+        raise Skip(f"unknown layout: no config in {SUMMARY}")
+    summary.setdefault("overrides", [])
     return summary
-
-
-def _hydra_config(run_dir: Path) -> dict | None:
-    import yaml
-
-    try:
-        config = yaml.safe_load((run_dir / HYDRA / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    return config if isinstance(config, dict) else None
-
-
-def _hydra_overrides(run_dir: Path) -> list:
-    import yaml
-
-    try:
-        overrides = yaml.safe_load((run_dir / HYDRA / "overrides.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return []
-    return overrides if isinstance(overrides, list) else []
 
 
 def read_metrics(run_dir: Path, status: str) -> pd.DataFrame | None:
@@ -149,7 +103,7 @@ def read_metrics(run_dir: Path, status: str) -> pd.DataFrame | None:
         if status == "failed":
             return None
         raise Skip(f"incomplete: no {METRICS} for a run whose status is {status}")
-    return _read_csv(path, METRIC_COLUMNS)
+    return _read_csv(path, CSV_COLUMNS)
 
 
 def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -215,7 +169,9 @@ def load(paths: list[Path]) -> Runs:
         for key in SUMMARY_NUMBERS:
             value = summary.get(key)
             row[key] = value if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
-        row.update({f"config.{k}": v for k, v in flat(summary["config"]).items()})
+        # lists as their text ([32, 64]), so that they can be grouped on
+        row.update({f"config.{k}": str(v) if isinstance(v, (list, tuple)) else v
+                    for k, v in flat(summary["config"]).items()})
         rows.append(row)
         if metrics is not None:
             frames.append(metrics)
@@ -235,7 +191,7 @@ def load(paths: list[Path]) -> Runs:
     return Runs(runs=runs, metrics=metrics, skipped=skipped)
 
 
-def read_histograms(run_dir: str, block: str | None = None) -> pd.DataFrame | None:
+def read_histograms(run_dir: str) -> pd.DataFrame | None:
     """A run's activation histograms (``act/<block>/...``) at the last step each was
     recorded, or None when the run recorded none (probes off). Raises Skip when its
     histograms.csv cannot be read."""
@@ -247,7 +203,7 @@ def read_histograms(run_dir: str, block: str | None = None) -> pd.DataFrame | No
     if numbers.isna().any().any():
         raise Skip(f"corrupt {HISTOGRAMS}: a step, bin edge or count that is not a number")
     h = h.assign(**numbers, tag=h["tag"].astype(str))
-    h = h[h["tag"].str.startswith(f"act/{block}/" if block else "act/")]
+    h = h[h["tag"].str.startswith("act/")]
     if h.empty:
         return None
     last = h.groupby("tag")["step"].transform("max")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from ..rundir import STATUSES
 from . import stats
 
 # settings that never change a result: not grouping axes by default
@@ -47,7 +48,6 @@ METRICS = {
 }
 QUANTITIES = ("final_val_acc", "best_val_acc", "steps_to_target", "seconds_to_target", "final_train_loss",
               "train_eval_gap")
-COUNTS = ("completed", "diverged", "failed", "interrupted")
 
 
 def short(key: str) -> str:
@@ -148,20 +148,19 @@ def summarize(runs: pd.DataFrame, axes: list[str], metric: str, baseline: str | 
     settings = runs.groupby("group", sort=True)[[f"config.{k}" for k in axes]].first().reset_index()
     base = find_baseline(settings, axes, baseline)
 
-    counts = pd.crosstab(runs["group"], runs["status"]).reindex(columns=list(COUNTS), fill_value=0)
+    counts = pd.crosstab(runs["group"], runs["status"]).reindex(columns=list(STATUSES), fill_value=0)
     table = settings.set_index("group")[[]].copy()
     for k in axes:
         table[short(k)] = settings.set_index("group")[f"config.{k}"].map(value_text)
     table["runs"] = runs.groupby("group").size()
     table["seeds (completed)"] = counts["completed"]
-    for status in COUNTS[1:]:
+    for status in STATUSES[1:]:
         table[status] = counts[status]
 
     done = runs[runs["status"] == "completed"]
     by_group = {g: d for g, d in done.groupby("group")}
     empty = done.iloc[:0]
-    quantities = list(QUANTITIES) + ([metric] if metric not in QUANTITIES else [])
-    for q in quantities:
+    for q in _quantities(metric):
         if q == "train_eval_gap" and not runs[q].notna().any():
             continue  # not recorded by any run
         label = METRICS[q].label
@@ -208,6 +207,11 @@ def cell(mean: float, std: float, lo: float, hi: float, digits: int) -> str:
     return text
 
 
+def _quantities(metric: str) -> list[str]:
+    """The summary numbers a table shows: the usual ones, and ``metric`` if not among them."""
+    return list(QUANTITIES) + ([metric] if metric not in QUANTITIES else [])
+
+
 def readable(table: pd.DataFrame, axes: list[str], metric: str, compact: bool = False) -> pd.DataFrame:
     """The table as text cells for people: ``mean ± std [95% CI]`` in one cell.
     ``compact``: only the chosen metric, its difference to the baseline and the counts."""
@@ -216,8 +220,7 @@ def readable(table: pd.DataFrame, axes: list[str], metric: str, compact: bool = 
     out["seeds"] = table["seeds (completed)"].astype(str) + " of " + table["runs"].astype(str)
     out["diverged/failed/interrupted"] = (table["diverged"].astype(str) + "/" + table["failed"].astype(str) + "/"
                                           + table["interrupted"].astype(str))
-    quantities = [metric] if compact else list(QUANTITIES) + ([metric] if metric not in QUANTITIES else [])
-    for q in quantities:
+    for q in [metric] if compact else _quantities(metric):
         m = METRICS[q]
         if f"{m.label} mean" not in table:
             continue
