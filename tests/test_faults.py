@@ -140,6 +140,23 @@ def test_evaluate_prints_what_training_recorded(workdir):
                                                            f"{s['final_val_acc']:.4f}  (360 samples, eval mode")
 
 
+def test_a_checkpoint_from_before_the_newer_keys_still_evaluates_and_resumes(workdir):
+    # checkpoints made before amp, channels_last, compile, threads and jobs_per_gpu existed lack them
+    assert run_cli("train", "epochs=2", "progress=false", cwd=workdir).returncode == 0
+    (run_dir,) = run_dirs(workdir)
+    state = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    for key in ("amp", "channels_last", "compile", "threads", "jobs_per_gpu"):
+        del state["config"][key]
+    torch.save(state, run_dir / CHECKPOINT)
+    s = json.loads((run_dir / "summary.json").read_text())
+    proc = run_cli("evaluate", str(run_dir), "--json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["acc"] == s["final_val_acc"]
+    proc = run_cli("train", f"resume={run_dir}", "epochs=3", "progress=false", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["epochs_completed"] == 3
+
+
 def test_a_checkpoint_that_would_run_code_is_refused(workdir):
     marker = workdir / "payload-ran"
 

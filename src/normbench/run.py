@@ -156,8 +156,6 @@ def summary_scalars(fields: dict) -> dict:
 
 # what may differ between a run and its resumption
 RESUME_MAY_CHANGE = ("epochs", "device", "progress", "resume", "threads", "jobs_per_gpu")
-# keys added since a run may have been made: absent from its config means their default
-ADDED_KEYS = {"amp": "none", "channels_last": False, "compile": False}
 
 
 class NothingToDo(Exception):
@@ -168,7 +166,7 @@ def resume_checkpoint(run: Path, cfg, config: dict) -> dict:
     """The checkpoint of the run directory ``run``, after checking that ``config`` is that
     run's own (but for ``RESUME_MAY_CHANGE``) and that there is something left to do."""
     state = load_checkpoint(run)
-    saved, now = {**ADDED_KEYS, **flat(state["config"])}, flat(config)
+    saved, now = flat(state["config"]), flat(config)
     for key in sorted(set(saved) | set(now)):
         if key not in RESUME_MAY_CHANGE and saved.get(key) != now.get(key):
             raise UsageError(f"resume={run}: {key}={now.get(key)} differs from the run's {key}="

@@ -93,6 +93,8 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
 
 
 CHECKPOINT_KEYS = ("model", "optimizer", "step", "epoch", "rng", "config")
+# keys added to the config since a checkpoint may have been made: absent means these values
+ADDED_KEYS = {"amp": "none", "channels_last": False, "compile": False, "threads": None, "jobs_per_gpu": 1}
 
 
 def checkpoint_path(path: Path) -> Path:
@@ -135,6 +137,8 @@ def load_checkpoint(path: Path) -> dict:
     if missing:
         raise UsageError(f"{path}: not a normbench checkpoint: no {', '.join(missing)}; allowed: the "
                          f"{CHECKPOINT} of a normbench run")
+    if isinstance(state["config"], dict):  # a checkpoint of an older normbench: the keys it lacks
+        state["config"] = {**ADDED_KEYS, **state["config"]}
     return state
 
 

@@ -103,15 +103,15 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: Data, cfg):
         device = data.train.x.device
-        if cfg.get("channels_last", False):  # once, here: indexing a batch keeps the layout
+        if cfg.channels_last:  # once, here: indexing a batch keeps the layout
             model.to(memory_format=torch.channels_last)
             data = dataclasses.replace(data, train=_channels_last(data.train), val=_channels_last(data.val))
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
         self.model, self.data, self.cfg = model, data, cfg
         # what the training steps call: the model, or its compiled form (same parameters)
-        self.forward = torch.compile(model) if cfg.get("compile", False) else model
-        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.get("amp", "none") == "bf16"
+        self.forward = torch.compile(model) if cfg.compile else model
+        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16"
                          else contextlib.nullcontext())
         self.optimizer = build_optimizer(cfg, model.parameters())
         self.grad_norms = GradNorms(model)

@@ -75,11 +75,10 @@ def check_config(cfg: DictConfig) -> None:
     _integer("jobs_per_gpu", cfg.jobs_per_gpu, 1)
     if not DEVICE.match(str(cfg.device)):
         _fail("device", cfg.device, "auto, cpu, cuda, cuda:N")
-    # .get: the configs of checkpoints made before these keys existed lack them
-    if cfg.get("amp", "none") not in AMP:
+    if cfg.amp not in AMP:
         _fail("amp", cfg.amp, ", ".join(AMP) + " (fp16 would need loss scaling, which skips steps whose gradients "
               "overflow; normbench would record those as divergence)")
-    if cfg.get("channels_last", False) and cfg.model.name != "cnn":
+    if cfg.channels_last and cfg.model.name != "cnn":
         raise UsageError(f"channels_last=true is not allowed with model={cfg.model.name}: it is a memory layout "
                          f"for feature maps, and an MLP has none; allowed: model=cnn, or channels_last=false")
     _check_model(cfg.model)
