@@ -49,14 +49,16 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 
-import normbench.config  # noqa: F401  (registers the schemas)
+from normbench.app import register
 from normbench.data import load_data
 from normbench.models import build_model
 from normbench.run import resolve_device
-from normbench.trainer import Trainer, build_optimizer
+from normbench.optim import build_optimizer
+from normbench.trainer import Trainer
 
 
 def config(overrides: list[str]):
+    register()
     with initialize_config_module(config_module="normbench.conf", version_base="1.3"):
         return compose(config_name="config", overrides=["progress=false", "checkpoint=false", *overrides])
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-import normbench.config  # noqa: F401  (registers the schemas)
+from normbench.app import register
 
 FAST = ["epochs=2", "progress=false"]
 
 
 def make_cfg(*overrides: str):
     """The config ``normbench train <overrides>`` would run, composed by Hydra."""
+    register()
     with initialize_config_module(config_module="normbench.conf", version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 

@@ -7,7 +7,8 @@ from torchvision import datasets
 
 from conftest import make_cfg
 from datasets_on_disk import write_cifar10, write_mnist
-from normbench.data import digits_arrays, load_data, make_blobs, stratified_split
+from normbench.data import load_data
+from normbench.datasets import digits_arrays, make_blobs, stratified_split
 from normbench.errors import UsageError
 
 

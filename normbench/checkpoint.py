@@ -1,0 +1,68 @@
+"""checkpoint.pt: everything a run needs to go on exactly where it stopped (model,
+optimizer, step, epoch, position in the epoch, RNG states, config), written atomically
+and read back only with ``torch.load(weights_only=True)``: a file that would unpickle
+Python objects, which can run code, is refused. A checkpoint is data: its config is
+checked, and nothing in it is resolved or run (``config_from``)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from .errors import UsageError
+from .rundir import CHECKPOINT, atomic_write
+
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "epoch", "rng", "config")
+# keys added to the config since a checkpoint may have been made: absent means these values
+ADDED_KEYS = {"amp": "none", "channels_last": False, "compile": False, "threads": None, "jobs_per_gpu": 1}
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """``state`` holds only tensors, numbers, strings and containers of them, so it
+    loads with ``torch.load(..., weights_only=True)``."""
+    import torch
+
+    atomic_write(Path(run_dir) / CHECKPOINT, lambda f: torch.save(state, f))
+
+
+def checkpoint_path(path: Path) -> Path:
+    """The checkpoint a user named: a run directory's checkpoint.pt, or the file itself."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / CHECKPOINT).is_file():
+            raise UsageError(f"{path}: no {CHECKPOINT} in this directory; allowed: a run directory that kept "
+                             f"one (checkpoint=true, the default), or a checkpoint file")
+        return path / CHECKPOINT
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory; allowed: a run directory or a checkpoint file")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A normbench checkpoint, loaded on the CPU with ``torch.load(weights_only=True)``.
+    Every problem is a UsageError of one line."""
+    import torch
+
+    path = checkpoint_path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message: a paragraph on weights_only, then what it would not load
+        globals_ = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line]
+        if globals_:  # a pickled object: loading it would call that function
+            raise UsageError(f"{path}: refused: it holds pickled Python objects, which could run code when "
+                             f"loaded; normbench loads checkpoints with torch.load(weights_only=True) "
+                             f"({globals_[0].rstrip('.')})") from e
+        raise UsageError(f"{path}: not a readable checkpoint (corrupt, truncated or not a PyTorch file)") from e
+    except Exception as e:  # torch.load's errors for a file that is not a readable checkpoint vary
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"{path}: not a readable checkpoint (corrupt, truncated or not a PyTorch file): "
+                         f"{type(e).__name__}: {first}") from e
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise UsageError(f"{path}: not a normbench checkpoint: no {', '.join(missing)}; allowed: the "
+                         f"{CHECKPOINT} of a normbench run")
+    if not isinstance(state["config"], dict):
+        raise UsageError(f"{path}: not a normbench checkpoint: its config is not a mapping")
+    state["config"] = {**ADDED_KEYS, **state["config"]}  # an older normbench's: the keys it lacks
+    return state

@@ -1,0 +1,200 @@
+"""The data axis: a table from ``data=<name>`` to its schema, its loader and its
+constraints, and ``load_data``: load, split, standardise, put on the run's device.
+Adding a data set is one row of ``DATASETS`` and one file ``conf/data/<name>.yaml``.
+
+Every data set here is small enough to live whole on the device; training batches are
+taken by indexing a shuffled permutation (see ``trainer.py``), with no per-sample Python.
+
+| data           | source                                        | input shape   | classes   |
+| -------------- | --------------------------------------------- | ------------- | --------- |
+| digits         | scikit-learn's bundled 8x8 digits (no network) | (1, 8, 8)     | 10        |
+| blobs          | generated Gaussian classes                    | (n_features,) | n_classes |
+| synthetic      | generated images: class mean + noise          | data.shape    | n_classes |
+| mnist          | torchvision.datasets.MNIST under data.root     | (1, 28, 28)   | 10        |
+| fashion_mnist  | torchvision.datasets.FashionMNIST              | (1, 28, 28)   | 10        |
+| cifar10        | torchvision.datasets.CIFAR10                   | (3, 32, 32)   | 10        |
+
+digits, blobs and synthetic are split into train/validation with a stratified, fixed
+split (``data.split_seed``); the torchvision sets hold ``data.val_fraction`` of their
+official training split out for validation and keep their official test split as
+``test``. Pixel values are scaled to [0, 1]; ``data.standardize=true`` then z-scores
+inputs with training-split statistics: per channel for images, per feature for vectors.
+The loaders are in ``datasets.py``, imported (with torch) only when data is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
+
+from omegaconf import MISSING
+
+from . import checks
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .datasets import Raw, Split
+
+
+# --- the schemas ---------------------------------------------------------------------------
+
+
+@dataclass
+class DigitsConfig:
+    name: str = "digits"
+    standardize: bool = MISSING
+    """z-score inputs with training-split statistics"""
+    val_fraction: float = MISSING
+    """share of the samples held out for validation (stratified)"""
+    split_seed: int = MISSING
+    """seed of the train/validation split; fixed so every run sees the same split"""
+
+
+@dataclass
+class BlobsConfig(DigitsConfig):
+    name: str = "blobs"
+    n_samples: int = MISSING
+    """samples in all, split evenly over the classes"""
+    n_classes: int = MISSING
+    n_features: int = MISSING
+    separation: float = MISSING
+    """distance between neighbouring class centres, in units of cluster_std"""
+    cluster_std: float = MISSING
+    feature_scale: List[float] = MISSING
+    """per-feature multiplier applied after generation (one value, or one per feature)"""
+    feature_shift: List[float] = MISSING
+    """per-feature offset applied after scaling (one value, or one per feature)"""
+    seed: int = MISSING
+    """seed of the generator; fixed so every run sees the same data"""
+
+
+@dataclass
+class SyntheticConfig(DigitsConfig):
+    name: str = "synthetic"
+    shape: List[int] = MISSING
+    """shape of one input: [C, H, W] images (for the CNN or the MLP), or [n] feature vectors"""
+    n_samples: int = MISSING
+    """samples in all, split evenly over the classes"""
+    n_classes: int = MISSING
+    noise: float = MISSING
+    """std of the Gaussian noise added to the class's mean image (whose values are standard normal)"""
+    seed: int = MISSING
+    """seed of the generator; fixed so every run sees the same data"""
+
+
+@dataclass
+class TorchvisionDataConfig(DigitsConfig):
+    name: str = MISSING
+    root: str = MISSING
+    """directory holding the data set's files (torchvision's layout)"""
+    download: bool = MISSING
+    """fetch the files into root when they are missing"""
+
+
+# --- constraints beyond the types ---------------------------------------------------------
+
+
+def _check_blobs(d) -> None:
+    checks.integer("data.n_classes", d.n_classes, 2)
+    checks.integer("data.n_features", d.n_features, 1)
+    checks.integer("data.n_samples", d.n_samples, 4 * d.n_classes)
+    checks.number("data.separation", d.separation, 0)
+    checks.number("data.cluster_std", d.cluster_std, 0, lo_open=True)
+    checks.per_feature("data.feature_scale", d.feature_scale, d.n_features)
+    checks.per_feature("data.feature_shift", d.feature_shift, d.n_features)
+    checks.integer("data.seed", d.seed, 0, checks.SEED_MAX)
+
+
+def _check_synthetic(d) -> None:
+    if len(d.shape) not in (1, 3) or not all(isinstance(s, int) and s >= 1 for s in d.shape):
+        checks.fail("data.shape", d.shape, "[C,H,W] (images) or [n] (feature vectors), positive integers")
+    checks.integer("data.n_classes", d.n_classes, 2)
+    checks.integer("data.n_samples", d.n_samples, 4 * d.n_classes)
+    checks.number("data.noise", d.noise, 0)
+    checks.integer("data.seed", d.seed, 0, checks.SEED_MAX)
+
+
+def _check_torchvision(d) -> None:
+    if not str(d.root).strip():
+        checks.fail("data.root", "''", "a directory (an empty value would read the working directory)")
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def _load(name: str) -> Callable[[Any], "Raw"]:
+    """The loader ``name`` of datasets.py, imported (with torch) when called."""
+    def load(cfg):
+        from . import datasets
+
+        return getattr(datasets, name)(cfg)
+    return load
+
+
+@dataclass(frozen=True)
+class Dataset:
+    label: str
+    summary: str
+    schema: type
+    load: Callable[[Any], "Raw"]
+    inputs: str  # "images" (C, H, W), "vectors", or "data.shape" (images when it has three entries)
+    check: Optional[Callable[[Any], None]] = None
+    schema_name: str = ""  # the ConfigStore name of its schema, when rows share one (default: the row's)
+
+
+DATASETS: dict[str, Dataset] = {
+    "digits": Dataset("digits", "scikit-learn's bundled 8x8 handwritten digits (1797 samples, 10 classes)",
+                      DigitsConfig, _load("digits"), inputs="images"),
+    "blobs": Dataset("blobs", "generated Gaussian classes (feature vectors)", BlobsConfig, _load("blobs"),
+                     inputs="vectors", check=_check_blobs),
+    "synthetic": Dataset("synthetic", "generated images (or vectors): a class's mean plus noise", SyntheticConfig,
+                         _load("synthetic"), inputs="data.shape", check=_check_synthetic),
+    "mnist": Dataset("MNIST", "torchvision's MNIST from data.root", TorchvisionDataConfig,
+                     _load("torchvision_set"), inputs="images", check=_check_torchvision,
+                     schema_name="torchvision"),
+    "fashion_mnist": Dataset("Fashion-MNIST", "torchvision's FashionMNIST from data.root", TorchvisionDataConfig,
+                             _load("torchvision_set"), inputs="images", check=_check_torchvision,
+                             schema_name="torchvision"),
+    "cifar10": Dataset("CIFAR-10", "torchvision's CIFAR10 from data.root", TorchvisionDataConfig,
+                       _load("torchvision_set"), inputs="images", check=_check_torchvision,
+                       schema_name="torchvision"),
+}
+
+
+def gives_images(d) -> bool:
+    """Whether the data config ``d`` gives images (C, H, W) rather than feature vectors."""
+    inputs = DATASETS[d.name].inputs
+    return inputs == "images" or (inputs == "data.shape" and len(d.shape) == 3)
+
+
+@dataclass
+class Data:
+    train: "Split"
+    val: "Split"
+    test: Optional["Split"]
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+def load_data(cfg, device="cpu") -> Data:
+    """``cfg`` is the ``data`` config node."""
+    from .datasets import Split, standardize, stratified_split
+    import torch
+
+    raw = DATASETS[cfg.name].load(cfg)
+    classes = int(raw.y.max()) + 1
+    counts = torch.bincount(raw.y, minlength=classes)
+    n_val = math.ceil(cfg.val_fraction * len(raw.y))  # as scikit-learn's splitter counts it
+    if n_val < classes or len(raw.y) - n_val < classes or int(counts.min()) < 2:
+        raise UsageError(
+            f"data.val_fraction={cfg.val_fraction} leaves a split without every class "
+            f"({len(raw.y)} samples, {classes} classes); allowed: a fraction that gives each split "
+            f"at least one sample per class"
+        )
+    tr, va = stratified_split(raw.y, cfg.val_fraction, cfg.split_seed)
+    train, val = Split(raw.x[tr], raw.y[tr]), Split(raw.x[va], raw.y[va])
+    if cfg.standardize:
+        standardize(train, val, raw.test)
+    test = raw.test.to(device) if raw.test is not None else None
+    return Data(train.to(device), val.to(device), test, tuple(raw.x.shape[1:]), classes)

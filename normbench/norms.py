@@ -1,0 +1,212 @@
+"""The normalization axis: a table from the names users type (``norm=bn``) to everything
+about that norm. Adding a norm is one row of ``NORMS`` and one file ``conf/norm/<name>.yaml``
+(the README's "Adding a norm" shows both).
+
+A row (``Norm``) carries:
+
+- ``schema``: the dataclass of the norm's keys (``norm.eps``, ...), registered in Hydra's
+  ConfigStore as ``schema/norm/<name>``, which the YAML file extends;
+- ``vectors`` / ``maps``: builders of the layer for feature vectors ``(N, C)`` (the MLP)
+  and feature maps ``(N, C, H, W)`` (the CNN), or None where the norm is meaningless;
+- ``cancels_bias``: whether the norm subtracts a per-channel mean (then the Linear/Conv
+  right before it, ``placement=pre``, is built without a bias: the mean removes it exactly);
+- ``ignores``: top-level settings that cannot change the network with this norm. With
+  ``norm=none`` an identity sits in the norm's place, so ``placement=pre`` and ``post``
+  are the same network: a sweep trains it once per seed and the report makes one group
+  of it (``canonical``). Keys of other norms cannot be set with this one anyway;
+- ``check``: constraints the types cannot express (``norm.groups`` must divide the widths);
+- ``min_batch``: the smallest training batch it can normalise.
+
+| name | vectors (N, C)                                     | maps (N, C, H, W)                                    |
+| ---- | -------------------------------------------------- | ---------------------------------------------------- |
+| bn   | BatchNorm1d: per feature, over the batch           | BatchNorm2d: per channel, over batch and space       |
+| ln   | LayerNorm(C): per sample, over features            | GroupNorm(1, C): per sample, over channels and space |
+| in   | -                                                  | InstanceNorm2d: per sample and channel, over space   |
+| gn   | GroupNorm(G, C): per sample, per group of features | GroupNorm(G, C): per sample, per channel group+space |
+| none | Identity                                           | Identity                                             |
+
+LayerNorm on maps is ``GroupNorm(1, C)``: LayerNorm's statistics over ``[C, H, W]`` with a
+per-channel scale and shift, so it does not depend on the input size. LayerNorm and
+GroupNorm subtract a mean over several channels, which removes only part of a per-channel
+bias, so the layer before them keeps its bias.
+
+Layers are looked up in torch.nn when built, so checking a config and ``normbench train
+--help`` import no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from omegaconf import MISSING
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Builder = Callable[[int, Any], "nn.Module"]  # (num_features, norm config) -> layer
+
+
+def _nn():
+    from torch import nn
+
+    return nn
+
+
+# --- the schemas: one dataclass per norm, the string under a field is its description ---
+
+
+@dataclass
+class BatchNormConfig:
+    name: str = "bn"
+    momentum: Optional[float] = MISSING
+    """running-statistics momentum (PyTorch convention); null for a cumulative average"""
+    eps: float = MISSING
+    affine: bool = MISSING
+    """learn a per-feature scale (gamma) and shift (beta)"""
+    precise_bn: bool = MISSING
+    """before each evaluation, recompute the population statistics over training batches
+    (weights frozen, dropout off) in place of the running averages; both accuracies are kept"""
+    precise_bn_batches: int = MISSING
+    """training batches precise BN averages over (all of the training split, if it has fewer)"""
+
+
+@dataclass
+class LayerNormConfig:
+    name: str = "ln"
+    eps: float = MISSING
+    affine: bool = MISSING
+
+
+@dataclass
+class InstanceNormConfig:
+    name: str = "in"
+    eps: float = MISSING
+    affine: bool = MISSING
+
+
+@dataclass
+class GroupNormConfig:
+    name: str = "gn"
+    groups: int = MISSING
+    """number of groups; must divide the width (MLP) or every channel count (CNN)"""
+    eps: float = MISSING
+    affine: bool = MISSING
+
+
+@dataclass
+class NoNormConfig:
+    name: str = "none"
+
+
+# --- constraints beyond the types ---------------------------------------------------------
+
+
+def _common_divisors(widths: list[int]) -> list[int]:
+    from math import gcd
+
+    g = 0
+    for w in widths:
+        g = gcd(g, w)
+    return [d for d in range(1, g + 1) if g % d == 0]
+
+
+def _check_groups(norm, widths: list[int], kind: str, what: str) -> None:
+    """GroupNorm: ``norm.groups`` divides every hidden width; on vectors, at least two
+    features per group (one feature normalised alone is always 0)."""
+    if not isinstance(norm.groups, int) or isinstance(norm.groups, bool) or norm.groups < 1:
+        raise UsageError(f"norm.groups={norm.groups} is not allowed; allowed: an integer >= 1")
+    if any(w % norm.groups for w in widths):
+        divisors = ", ".join(map(str, _common_divisors(widths)))
+        raise UsageError(f"norm.groups={norm.groups} does not divide {what}; "
+                         f"allowed: a number of groups that divides every hidden width: {divisors}")
+    if kind == "vector" and min(widths) // norm.groups < 2:
+        raise UsageError(f"norm.groups={norm.groups} with {what} normalises single features, which makes every "
+                         f"output 0; allowed: at least 2 features per group (width / groups >= 2)")
+
+
+def _check_layer(norm, widths: list[int], kind: str, what: str) -> None:
+    """LayerNorm on vectors: at least two features (one feature normalised alone is 0)."""
+    if kind == "vector" and min(widths) < 2:
+        raise UsageError(f"{what} with norm=ln normalises single features, which makes every output 0; "
+                         f"allowed: at least 2 features per group (width / groups >= 2)")
+
+
+def _check_batchnorm(norm, widths: list[int], kind: str, what: str) -> None:
+    if not isinstance(norm.precise_bn_batches, int) or norm.precise_bn_batches < 1:
+        raise UsageError(f"norm.precise_bn_batches={norm.precise_bn_batches} is not allowed; "
+                         f"allowed: an integer >= 1")
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Norm:
+    label: str
+    summary: str  # one line: what it normalises over (train --help, the README)
+    schema: type
+    vectors: Optional[Builder]
+    maps: Optional[Builder]
+    cancels_bias: bool
+    ignores: tuple[str, ...] = ()
+    check: Optional[Callable[[Any, list[int], str, str], None]] = None  # (norm cfg, widths, kind, what)
+    min_batch: int = 1
+
+    def build(self, kind: str) -> Optional[Builder]:
+        return self.vectors if kind == "vector" else self.maps
+
+
+def _group(c: int, cfg) -> nn.Module:
+    return _nn().GroupNorm(cfg.groups, c, eps=cfg.eps, affine=cfg.affine)
+
+
+NORMS: dict[str, Norm] = {
+    "bn": Norm(
+        "BatchNorm", "per feature (channel), over the batch (and space); running statistics in eval mode",
+        BatchNormConfig,
+        vectors=lambda c, cfg: _nn().BatchNorm1d(c, eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine),
+        maps=lambda c, cfg: _nn().BatchNorm2d(c, eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine),
+        cancels_bias=True, check=_check_batchnorm, min_batch=2,
+    ),
+    "ln": Norm(
+        "LayerNorm", "per sample, over all its features (channels and space)", LayerNormConfig,
+        vectors=lambda c, cfg: _nn().LayerNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine),
+        maps=lambda c, cfg: _nn().GroupNorm(1, c, eps=cfg.eps, affine=cfg.affine),
+        cancels_bias=False, check=_check_layer,
+    ),
+    "in": Norm(
+        "InstanceNorm", "per sample and channel, over space (feature maps only: model=cnn)", InstanceNormConfig,
+        vectors=None, maps=lambda c, cfg: _nn().InstanceNorm2d(c, eps=cfg.eps, affine=cfg.affine),
+        cancels_bias=True,
+    ),
+    "gn": Norm("GroupNorm", "per sample, over groups of norm.groups channels (and space)", GroupNormConfig,
+               vectors=_group, maps=_group, cancels_bias=False, check=_check_groups),
+    "none": Norm("no normalization", "an identity in the norm's place (placement has no effect)", NoNormConfig,
+                 vectors=lambda c, cfg: _nn().Identity(), maps=lambda c, cfg: _nn().Identity(), cancels_bias=False,
+                 ignores=("placement",)),
+}
+
+
+def make_norm(cfg, num_features: int, kind: str) -> nn.Module:
+    """The norm layer ``cfg.name`` for ``num_features`` features of ``kind`` (``"vector"``
+    or ``"maps"``). Combinations are validated before this is called."""
+    builder = NORMS[cfg.name].build(kind)
+    if builder is None:
+        raise ValueError(f"norm={cfg.name} has no layer for {kind}")
+    return builder(num_features, cfg)
+
+
+NOT_APPLICABLE = "n/a"  # the value canonical() gives a setting that cannot change the network
+
+
+def canonical(config: dict) -> dict:
+    """A resolved config (nested dict) with every top-level setting its norm ignores set
+    to ``NOT_APPLICABLE``: two configs that are equal after this train the same network in
+    the same way (``norm=none placement=pre`` and ``norm=none placement=post``)."""
+    norm = NORMS.get(str((config.get("norm") or {}).get("name")))
+    if norm is None or not norm.ignores:
+        return dict(config)
+    return {k: (NOT_APPLICABLE if k in norm.ignores else v) for k, v in config.items()}

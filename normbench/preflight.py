@@ -1,0 +1,42 @@
+"""Refuse bad input before Hydra writes anything, and hold the run directory.
+
+Hydra calls ``on_run_start`` with the composed config before it creates a single run's
+directory, so a refused value leaves no directory behind (the command line says it in
+one line, exit status 2). Here the run's config is checked, its directory must be one it
+can write to and may not hold another run's results (unless ``resume=`` continues that
+run), and the directory is locked for the life of the process: a second normbench
+writing into it is refused. (Checks that need the loaded data run in the run itself.)
+"""
+
+from __future__ import annotations
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from .errors import UsageError
+from .rundir import DirectoryLock, holds_a_run, shown, usable_dir
+from .validate import check_config
+
+
+class Preflight(Callback):
+    def __init__(self) -> None:
+        self.lock: DirectoryLock | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        check_config(config)
+        existed = _exists(config.hydra.run.dir)
+        run_dir = usable_dir("hydra.run.dir", config.hydra.run.dir)
+        if existed and holds_a_run(run_dir) and not config.resume:
+            raise UsageError(f"hydra.run.dir={shown(run_dir)} holds a run already (summary.json, metrics.csv or "
+                             f"checkpoint.pt); allowed: a new directory, or resume={shown(run_dir)} to continue it")
+        self.lock = DirectoryLock(run_dir, "run directory")
+
+    def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _exists(value) -> bool:
+    from pathlib import Path
+
+    return bool(str(value).strip()) and Path(str(value)).expanduser().exists()

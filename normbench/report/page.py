@@ -1,0 +1,112 @@
+"""report.html: the table, every picture and every run on one self-contained page (images
+embedded as base64 data: URIs, styles inline, no scripts, nothing fetched), so it opens
+from disk in any browser with no server. Every text from a run is HTML-escaped."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+
+from .facts import plural, shared_settings
+from .plots import Picture
+from .table import METRICS
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1500px; padding: 0 1em; color: #222; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top; }
+td { white-space: nowrap; }
+td.text { white-space: normal; max-width: 40em; }
+th { background: #f3f3f3; }
+tr.baseline td { background: #fff8e0; }
+tr.failed td, tr.interrupted td { color: #a00; }
+figure { margin: 2em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption, .note { color: #555; font-size: 0.9em; }
+code { background: #f5f5f5; padding: 0 0.2em; }
+"""
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _table_html(frame: pd.DataFrame, baseline_row: int | None, table_id: str = "summary") -> str:
+    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
+    rows = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cls = ' class="baseline"' if i == baseline_row else ""
+        rows.append(f"<tr{cls}>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>")
+    return (f'<div class="scroll"><table id="{table_id}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody>\n</table></div>")
+
+
+def _figure(picture: Picture, out: Path) -> str:
+    title, caption = _esc(picture.title), _esc(picture.caption)
+    if not picture.drawn:
+        return f'<section class="skipped"><h3>{title}</h3><p class="note">{caption}</p></section>'
+    data = base64.b64encode((out / picture.file).read_bytes()).decode("ascii")
+    return (f'<figure><h3>{title}</h3><img src="data:image/png;base64,{data}" alt="{title}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def _runs_html(runs: pd.DataFrame, out: Path, metric: str) -> str:
+    """Every run: its group, seed, status, result and error, its directory linked relative
+    to the page (the page opens from disk; so do the links, while the two stay together)."""
+    label = METRICS[metric].label
+    rows = []
+    for r in runs.sort_values(["group", "run_dir"]).itertuples(index=False):
+        target = Path(r.run_dir) if Path(r.run_dir).is_absolute() else Path.cwd() / r.run_dir
+        href = quote(Path(os.path.relpath(target, out.resolve())).as_posix()) + "/"
+        value = getattr(r, metric)
+        seed = getattr(r, "_seed", "")
+        rows.append(f'<tr class="{_esc(r.status)}"><td><a href="{_esc(href)}">{_esc(r.run_dir)}</a></td>'
+                    f"<td>{_esc(r.group)}</td><td>{_esc(seed)}</td><td>{_esc(r.status)}</td>"
+                    f"<td>{'-' if pd.isna(value) else f'{value:.4g}'}</td>"
+                    f'<td class="text">{_esc(r.error or "")}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in ("directory", "group", "seed", "status", _esc(label), "error"))
+    return (f'<div class="scroll"><table id="runs"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(rows)
+            + "\n</tbody></table></div>")
+
+
+def write(out: Path, *, title: str, command: str, readable: pd.DataFrame, baseline_row: int | None,
+          facts: list[str], pictures: list[Picture], loaded, metric: str) -> Path:
+    runs = loaded.runs.assign(_seed=loaded.runs.get("config.seed", ""))
+    runs["error"] = runs["error"].where(runs["error"].notna(), None)
+    versions = sorted(set(runs.get("versions", pd.Series(dtype=object)).dropna()))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_esc(title)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+        f"<p><code>{_esc(command)}</code></p>",
+        "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in facts) + "</ul>",
+        "<h2>Summary</h2>",
+        "<p class=\"note\">One row per configuration group, best first. Mean ± standard deviation "
+        "[95% t-interval] over the completed runs; diverged, failed and interrupted runs are counted, not "
+        "averaged in. The difference to the baseline comes with its interval, its p-value, the p-value after "
+        "Holm's correction for the number of comparisons, and, where its interval includes 0, the seeds per group "
+        "that a difference of its size would need. The same numbers are in summary.csv and summary.md.</p>",
+        _table_html(readable, baseline_row),
+        "<h2>Settings every run shares</h2>",
+        "<p>" + (", ".join(f"<code>{_esc(s)}</code>" for s in shared_settings(runs)) or "none") + "</p>",
+        "<p class=\"note\">Versions: " + (_esc("; ".join(versions)) or "not recorded") + "</p>",
+        "<h2>Pictures</h2>",
+        *[_figure(p, out) for p in pictures],
+        f"<h2>Runs ({plural(len(runs), 'run')})</h2>",
+        _runs_html(runs, out, metric),
+    ]
+    if loaded.skipped:
+        parts += ["<h2>Skipped directories</h2>",
+                  "<ul>" + "".join(f"<li><code>{_esc(d)}</code>: {_esc(w)}</li>" for d, w in loaded.skipped) + "</ul>"]
+    parts.append("</body></html>")
+    path = out / "report.html"
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,192 @@
+"""The report's pictures, with matplotlib's Agg backend (imported only when drawing).
+
+Curves are aggregated per group before anything is drawn (mean over the completed seeds
+at each logged step, with the same t-interval as the table as a band), so hundreds of runs
+draw as one line per group. Each axis shows where the curves are, not where the widest
+band goes, and bands are clipped to what the quantity can be (an accuracy to [0, 1]). A
+picture whose data no run recorded is not drawn; its Picture says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .style import MAX_PANELS, Styles, finite_range, legend, literal, log_axis, padded, pyplot, save
+from .table import METRICS
+
+MAX_ACTIVATION_GROUPS = 8
+
+
+@dataclass
+class Picture:
+    file: str  # file name in the output directory
+    title: str
+    caption: str
+    drawn: bool = True  # False: skipped, caption says why
+
+
+# drawn on a log scale: averaged as logarithms (a geometric mean, whose band stays positive)
+GEOMETRIC = ("train/loss", "grad_norm/")
+
+
+def aggregate(metrics: pd.DataFrame, groups: pd.Series, level: float = stats.LEVEL) -> pd.DataFrame:
+    """Mean over the runs of each group at each step of each tag, with a t-based band:
+    columns group, tag, step, mean, lo, hi, n. ``groups`` maps run_dir -> group label
+    (the completed runs only). GEOMETRIC tags are averaged as logarithms and
+    transformed back: their mean is the geometric mean, their band positive."""
+    m = metrics[metrics["run_dir"].isin(groups.index)]
+    geometric = m["tag"].str.startswith(GEOMETRIC).to_numpy()
+    value = m["value"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(geometric, np.log(np.where(value > 0, value, np.nan)), value)
+    m = pd.DataFrame({"group": m["run_dir"].map(groups).to_numpy(), "tag": m["tag"].to_numpy(),
+                      "step": m["step"].to_numpy(), "value": value})
+    m = m[np.isfinite(m["value"])]
+    agg = m.groupby(["group", "tag", "step"], sort=True)["value"].agg(["mean", "std", "count"]).reset_index()
+    half = stats.t_quantile(agg["count"].to_numpy() - 1, level) * agg["std"].to_numpy() / np.sqrt(agg["count"])
+    agg = agg.assign(lo=agg["mean"] - half, hi=agg["mean"] + half).rename(columns={"count": "n"})
+    back = agg["tag"].str.startswith(GEOMETRIC)
+    with np.errstate(over="ignore"):
+        agg.loc[back, ["mean", "lo", "hi"]] = np.exp(agg.loc[back, ["mean", "lo", "hi"]])
+    return agg
+
+
+def _panels(n: int, width: float, height: float, extra: float = 0.0):
+    """A figure of ``n`` panels (three to a row), constrained layout (titles never overlap)."""
+    plt = pyplot()
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(8.0, width * cols), height * rows + extra), dpi=100,
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def curve(agg: pd.DataFrame, tag: str, ylabel: str, order: list[str], st: Styles, path: Path, title: str,
+          log: bool = False, bounds: tuple[float, float] | None = None) -> Picture:
+    """One line per group (mean over seeds) with its 95% band, over training steps; one
+    panel per value of the keys neither colour nor line style encodes."""
+    mean = "Geometric mean" if tag.startswith(GEOMETRIC) else "Mean"
+    data = agg[(agg["tag"] == tag) & agg["group"].isin(order)]
+    if data.empty:
+        return Picture(path.name, title, f"Not drawn: no completed run recorded {tag}.", drawn=False)
+    limits = finite_range(data["mean"][data["mean"] > 0] if log else data["mean"])
+    if limits is None:
+        return Picture(path.name, title, f"Not drawn: no finite value of {tag}.", drawn=False)
+    lo, hi = padded(*limits, log=log, bounds=bounds)
+    panels = st.panels[:MAX_PANELS]
+    fig, axes = _panels(len(panels), width=5.0 if len(panels) > 1 else 9.0, height=4.2, extra=0.8)
+    for ax, panel in zip(axes, panels, strict=True):
+        for group, d in data.groupby("group", sort=False):
+            s = st.groups[group]
+            if s.panel != panel:
+                continue
+            ax.plot(d["step"], d["mean"], color=s.color, ls=s.linestyle, lw=1.6)
+            band = d["lo"].notna() & d["hi"].notna()
+            if band.any():  # clipped to the axis: the band never decides the range
+                ax.fill_between(d["step"][band], np.clip(d["lo"][band], lo, hi), np.clip(d["hi"][band], lo, hi),
+                                color=s.color, alpha=0.15, lw=0)
+        if log:
+            log_axis(ax, "y", lo, hi)
+        else:
+            ax.set_ylim(lo, hi)
+        ax.set_xlabel("training steps (optimizer updates)")
+        ax.set_ylabel(ylabel + (" (log scale)" if log else ""))
+        ax.grid(alpha=0.3)
+        if panel:
+            ax.set_title(literal(panel), fontsize="medium")
+    legend(fig, st, order, loc="outside right upper")
+    fig.suptitle(title)
+    save(fig, path)
+    more = f" The first {len(panels)} of {len(st.panels)} panels." if len(st.panels) > len(panels) else ""
+    return Picture(path.name, title, f"{mean} over the completed seeds of each group; shaded: its 95% t-interval "
+                                     f"over seeds at each logged step (metrics.csv tag {tag}), clipped to the axis."
+                                     + more)
+
+
+def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
+    """One panel per group, one line per layer (geometric mean over seeds), log scale."""
+    title = "Gradient norm per layer"
+    data = agg[agg["tag"].str.startswith("grad_norm/") & (agg["tag"] != "grad_norm/total")]
+    groups = [g for g in order if g in set(data["group"])]
+    limits = finite_range(data.loc[data["mean"] > 0, "mean"])
+    if not groups or limits is None:
+        return Picture(path.name, title, "Not drawn: no completed run recorded grad_norm/<layer>.", drawn=False)
+    shown = groups[:MAX_PANELS]
+    layers = sorted(data["tag"].unique())
+    fig, axes = _panels(len(shown), width=4.2, height=3.2, extra=0.8 + 0.25 * -(-len(layers) // 6))
+    cmap = pyplot().get_cmap("viridis")
+    colors = {t: cmap(i / max(1, len(layers) - 1)) for i, t in enumerate(layers)}
+    lo, hi = padded(*limits, log=True)
+    for ax, group in zip(axes, shown, strict=True):
+        for tag, d in data[data["group"] == group].groupby("tag"):
+            ax.plot(d["step"], d["mean"].where(d["mean"] > 0), color=colors[tag], lw=1.2,
+                    label=tag.removeprefix("grad_norm/"))
+        log_axis(ax, "y", lo, hi)
+        ax.set_title(literal(group), fontsize="medium")
+        ax.set_xlabel("training steps")
+        ax.locator_params(axis="x", nbins=5)
+        ax.set_ylabel("gradient L2 norm (log scale)")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, [literal(x) for x in labels], fontsize="small", loc="outside lower center",
+               ncols=min(6, len(layers)), title="layer")
+    fig.suptitle(title + " (geometric mean over seeds)")
+    save(fig, path)
+    more = f" The first {len(shown)} of {len(groups)} groups in table order." if len(groups) > len(shown) else ""
+    return Picture(path.name, title, "L2 norm of each layer's gradient (metrics.csv grad_norm/<layer>), geometric "
+                                     "mean over the completed seeds of each group; one panel per group, same log "
+                                     "scale." + more)
+
+
+def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, baseline: str, path: Path) -> Picture:
+    """One column per group: a point per completed run, the mean and its t-interval (the
+    table's numbers); the baseline's mean and interval across the picture."""
+    label = METRICS[metric].label
+    title = f"{label} per group"
+    done = runs[(runs["status"] == "completed") & runs[metric].notna()]
+    if done.empty:
+        return Picture(path.name, title, f"Not drawn: no completed run has {metric}.", drawn=False)
+    plt = pyplot()
+    order = list(table["group"])
+    x = {g: i for i, g in enumerate(order)}
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) + 3), 5), dpi=100, layout="constrained")
+    xs = done["group"].map(x).to_numpy(dtype=float)
+    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(xs))
+    ax.scatter(xs + jitter, done[metric], s=18, color="tab:blue", alpha=0.7, label="one run (seed)", zorder=3)
+    mean = table[f"{label} mean"].to_numpy(dtype=float)
+    lo, hi = table[f"{label} CI low"].to_numpy(dtype=float), table[f"{label} CI high"].to_numpy(dtype=float)
+    pos = np.arange(len(order))
+    ok = np.isfinite(lo)
+    b = order.index(baseline)
+    if np.isfinite(mean[b]):
+        ax.axhline(mean[b], color="tab:red", ls="--", lw=1, label="baseline mean", zorder=2)
+        if ok[b]:
+            ax.axhspan(lo[b], hi[b], color="tab:red", alpha=0.08, lw=0, label="baseline 95% t-interval", zorder=1)
+    ax.errorbar(pos[ok] + 0.3, mean[ok], yerr=[mean[ok] - lo[ok], hi[ok] - mean[ok]], fmt="o", color="black",
+                capsize=4, label="mean, 95% t-interval", zorder=4)
+    if (~ok).any():
+        ax.plot(pos[~ok] + 0.3, mean[~ok], "o", color="black", mfc="white", label="mean (no interval)", zorder=4)
+    names = [literal(("baseline: " if g == baseline else "") + g).replace(" ", "\n") for g in order]
+    ax.set_xticks(pos, names, fontsize="small", rotation=0 if len(order) <= 6 else 60,
+                  ha="center" if len(order) <= 6 else "right")
+    ax.get_xticklabels()[b].set_fontweight("bold")
+    limits = finite_range(np.concatenate([done[metric].to_numpy(dtype=float), mean]))
+    bounds = (0.0, 1.0) if metric.endswith("_acc") else None
+    if limits is not None:
+        ax.set_ylim(*padded(*limits, log=False, bounds=bounds))
+    ax.set_xlim(-0.6, len(order) - 0.2)
+    ax.set_ylabel(label + (" (fraction)" if metric.endswith("_acc") else ""))
+    ax.set_xlabel("configuration group")
+    ax.set_title(title + " (completed runs)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    save(fig, path)
+    return Picture(path.name, title, f"Each point is one completed run's {metric}; black: the group mean and its "
+                                     f"95% t-interval over seeds (the table's numbers); red: the baseline's.")

@@ -1,0 +1,144 @@
+"""How the report's pictures encode groups and draw their axes.
+
+- Colour encodes the first grouping key, line style the second; with a third key (or more
+  than four values of the second) the groups are split into panels, so no two groups
+  share a colour and a style in one panel.
+- Every axis gets tick labels inside its limits and a label naming its scale; log axes get
+  plain labels (0.1, 0.2, 0.5) at 1-2-5 steps, or fewer per decade over a wide range.
+- Text from a run (a group's label) is drawn literally: a ``$`` does not start mathtext.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..norms import NOT_APPLICABLE
+
+LINESTYLES = ["-", "--", ":", "-."]
+MAX_PANELS = 12  # panels a picture draws (the first in table order): each costs about 0.1 s
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def literal(text: str) -> str:
+    """``text`` as matplotlib should draw it: every ``$`` escaped, so it is never mathtext."""
+    return str(text).replace("\\", "\\\\").replace("$", r"\$")
+
+
+@dataclass(frozen=True)
+class GroupStyle:
+    color: tuple
+    linestyle: str
+    panel: str  # "" when there is one panel
+
+
+@dataclass(frozen=True)
+class Styles:
+    groups: dict[str, GroupStyle]
+    color_key: str  # the key colour encodes ("" for one group)
+    colors: dict[str, tuple]  # its value -> colour
+    style_key: str  # the key line style encodes ("" when none)
+    linestyles: dict[str, str]  # its value -> line style
+    panels: list[str]  # panel titles in order ([""]: one panel)
+
+
+def styles(settings: dict[str, dict[str, str]], order: list[str]) -> Styles:
+    """Colour, line style and panel of each group, from its settings ``{group: {key:
+    value}}`` (the grouping keys in order), groups in table order."""
+    plt = pyplot()
+    keys = list(next(iter(settings.values()), {}))
+    values = {k: list(dict.fromkeys(settings[g][k] for g in order if settings[g][k] != NOT_APPLICABLE)) for k in keys}
+    color_key = keys[0] if keys else ""
+    style_key = keys[1] if len(keys) > 1 and len(values[keys[1]]) <= len(LINESTYLES) else ""
+    panel_keys = [k for k in keys[1:] if k != style_key]
+    first = values.get(color_key) or [g for g in order]
+    cmap = plt.get_cmap("tab10" if len(first) <= 10 else "tab20")
+    colors = {v: cmap(i % cmap.N) for i, v in enumerate(first)}
+    linestyles = {v: LINESTYLES[i] for i, v in enumerate(values.get(style_key, []))}
+    groups = {}
+    for g in order:
+        s = settings[g]
+        color = colors[s[color_key]] if color_key and s[color_key] in colors else colors.get(g, cmap(0))
+        panel = " ".join(f"{k}={s[k]}" for k in panel_keys if s[k] != NOT_APPLICABLE)
+        groups[g] = GroupStyle(color, linestyles.get(s.get(style_key, ""), "-"), panel)
+    panels = list(dict.fromkeys(groups[g].panel for g in order))
+    return Styles(groups, color_key, colors if color_key else {}, style_key, linestyles, panels)
+
+
+def legend(ax_or_fig, st: Styles, order: list[str], **where) -> None:
+    """One legend: a colour per value of the first key and a line style per value of the
+    second; with one key (or none), a line per group."""
+    from matplotlib.lines import Line2D
+
+    if st.style_key:
+        handles = [Line2D([], [], color=c, lw=2, label=literal(f"{st.color_key}={v}")) for v, c in st.colors.items()]
+        handles += [Line2D([], [], color="0.3", ls=ls, lw=1.6, label=literal(f"{st.style_key}={v}"))
+                    for v, ls in st.linestyles.items()]
+    else:
+        handles = [Line2D([], [], color=st.groups[g].color, ls=st.groups[g].linestyle, lw=2, label=literal(g))
+                   for g in order]
+    ax_or_fig.legend(handles=handles, fontsize="small", **where)
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Tick positions for a log axis from ``lo`` to ``hi`` (both > 0): 1-2-5 per decade,
+    fewer over wide ranges, and plain ones over a range narrower than a factor of 2."""
+    if not (lo > 0 and hi > lo and math.isfinite(hi)):
+        return [lo] if lo > 0 else []
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    for subs, stride in (((1, 2, 5), 1), ((1, 2, 3, 5), 1), ((1, 3), 1), ((1,), 1), ((1,), 2), ((1,), 3), ((1,), 5),
+                         ((1,), 10)):
+        ticks = [m * 10.0**k for k in range(k0, k1 + 1) if (k - k0) % stride == 0 for m in subs]
+        ticks = [t for t in ticks if lo <= t <= hi]
+        if 2 <= len(ticks) <= 9:
+            return ticks
+    from matplotlib.ticker import MaxNLocator
+
+    return [t for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi]
+
+
+def log_axis(ax, which: str, lo: float, hi: float) -> None:
+    """A log scale from ``lo`` to ``hi`` with plain tick labels (mathtext, 10^-1, costs
+    most of a picture's drawing time) and no minor ticks."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    (ax.set_ylim if which == "y" else ax.set_xlim)(lo, hi)
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    axis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def padded(lo: float, hi: float, log: bool, bounds: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Limits a little wider than [lo, hi] (a factor on a log axis), inside ``bounds``."""
+    if log:
+        lo, hi = lo / 1.25, hi * 1.25
+    else:
+        pad = max(0.05 * (hi - lo), 1e-3 * max(abs(lo), abs(hi), 1e-12))
+        lo, hi = lo - pad, hi + pad
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return lo, hi
+
+
+def finite_range(values) -> tuple[float, float] | None:
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    return (float(x.min()), float(x.max())) if len(x) else None
+
+
+def save(fig, path) -> None:
+    """Write the picture and free it (pictures are checked before this in the tests)."""
+    fig.savefig(path)
+    pyplot().close(fig)

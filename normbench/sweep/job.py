@@ -1,0 +1,165 @@
+"""One job of a sweep: one wrapper around ``run.train`` (as lightning-hydra-template's
+``task_wrapper`` is around its ``train``) that decides everything a sweep adds to a run:
+
+- what an earlier attempt in its directory means (``resume=true``, or SLURM requeuing a
+  preempted or timed-out job): a finished run is skipped, an interrupted (or killed) one
+  continues from its checkpoint, anything else starts afresh;
+- the sweep's stop marker: after Ctrl-C, jobs that have not started yet record
+  ``interrupted`` and return at once;
+- its share of the machine: torch threads, a slot of a GPU;
+- one writer: the job holds its directory's lock while it runs;
+- failure: whatever happens is in its summary.json, and the job returns that summary (it
+  never raises), so the other jobs go on; one line when it ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from ..errors import NothingToDo, RunFailed, UsageError
+from ..rundir import (CHECKPOINT, DirectoryLock, Summary, clear_attempt, shown, summary_or_none, write_summary)
+
+log = logging.getLogger("normbench")
+STOP_MARKER = ".stop"  # in the sweep directory: written when the sweep is asked to stop
+
+
+def stop_requested(sweep_dir: Path) -> bool:
+    return (sweep_dir / STOP_MARKER).exists()
+
+
+def request_stop(sweep_dir: Path) -> None:
+    """Jobs of this sweep that have not started will not train."""
+    try:
+        (sweep_dir / STOP_MARKER).touch()
+    except OSError:
+        pass
+
+
+@dataclass
+class JobStart:
+    skip: Optional[Summary] = None  # the earlier summary of a finished run: nothing to train
+    resume_from: Optional[Path] = None  # the job's directory, whose checkpoint training continues from
+
+
+def start_job(run_dir: Path, resume: bool) -> JobStart:
+    """How a sweep job starts in ``run_dir``, from what an earlier attempt left there.
+
+    - finished (completed or diverged), with ``resume``: skipped, its summary kept;
+    - interrupted or killed, with a checkpoint: continued from it (this is how a requeued
+      SLURM job goes on);
+    - anything else: trained from the start, the earlier attempt's files removed.
+    """
+    earlier = summary_or_none(run_dir)
+    if resume and earlier is not None and earlier.finished:
+        return JobStart(skip=earlier)
+    if (run_dir / CHECKPOINT).is_file() and (earlier is None or earlier.status == "interrupted"):
+        return JobStart(resume_from=run_dir)
+    clear_attempt(run_dir)
+    return JobStart()
+
+
+def _never_trained(cfg: DictConfig, run_dir: Path, status: str, error: Optional[str]) -> Summary:
+    from omegaconf import OmegaConf
+
+    summary = Summary(status=status, error=error, run_dir=str(run_dir), overrides=list(HydraConfig.get().overrides.task),
+                      config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), target_acc=cfg.target_acc,
+                      steps=0)
+    write_summary(run_dir, summary)
+    return summary
+
+
+def run_job(cfg: DictConfig) -> dict:
+    """Run one job; its summary (as a dict) whatever happened."""
+    from ..app import register
+
+    register()  # this may be a fresh job process: the resolvers the launcher's config uses
+    hc = HydraConfig.get()
+    run_dir, sweep_dir = Path(hc.runtime.output_dir), Path(hc.sweep.dir)
+    t0 = time.perf_counter()
+    try:
+        summary = _job(cfg, hc, run_dir, sweep_dir)
+    finally:
+        _ignore_ctrl_c_between_jobs()
+    if summary is not None:
+        _say(summary, run_dir, sweep_dir, time.perf_counter() - t0)
+    return summary.as_dict() if summary is not None else {}
+
+
+def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> Optional[Summary]:
+    from ..run import Place, train
+    from ..signals import hand_on, stop_on_signals
+    from .resources import launcher_kind, threads_for_job
+
+    with ExitStack() as held, stop_on_signals() as (stop, previous):  # a job process must not die between jobs
+        if stop_requested(sweep_dir):  # the sweep was stopped before this job began
+            return summary_or_none(run_dir) or _never_trained(cfg, run_dir, "interrupted", None)
+        try:
+            held.callback(DirectoryLock(run_dir, "run directory").release)
+        except UsageError as e:
+            print(f"normbench: error: {shown(run_dir, sweep_dir)}: {e}", file=sys.stderr, flush=True)
+            return None
+        start = start_job(run_dir, resume=bool(cfg.resume))
+        if start.skip is not None:
+            print(f"{start.skip.status} earlier, skipped: {shown(run_dir, sweep_dir)}", flush=True)
+            return start.skip
+        place = Place(run_dir, list(hc.overrides.task), resume_from=start.resume_from,
+                      threads=threads_for_job(cfg.threads, hc), device=_gpu(cfg, hc, sweep_dir, held),
+                      progress=False)
+        try:
+            summary = train(cfg, place, stop)
+        except UsageError as e:  # recorded in its own directory; the rest of the sweep goes on
+            return _never_trained(cfg, run_dir, "failed", str(e))
+        except RunFailed:
+            return summary_or_none(run_dir) or _never_trained(cfg, run_dir, "failed", "failed before training")
+        except NothingToDo:  # killed between its last checkpoint and its summary: trained again
+            clear_attempt(run_dir)
+            summary = train(cfg, dataclasses.replace(place, resume_from=None), stop)
+        if summary.status == "interrupted":
+            hand_on(stop, previous)  # submitit's "time is up": it requeues the job, which resumes
+            if launcher_kind(hc) == "local":  # Ctrl-C in a local sweep: the jobs that have not started will not
+                request_stop(sweep_dir)
+        return summary
+
+
+def _gpu(cfg: DictConfig, hc, sweep_dir: Path, held: ExitStack) -> Optional[str]:
+    """A local sweep on several GPUs: the GPU of the slot this job holds for its lifetime."""
+    from .resources import gpu_slot, launcher_kind, nvidia_gpu_present
+
+    if launcher_kind(hc) != "local" or cfg.device not in ("auto", "cuda") or not nvidia_gpu_present():
+        return None
+    import torch
+
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return None
+    return f"cuda:{held.enter_context(gpu_slot(sweep_dir, torch.cuda.device_count(), cfg.jobs_per_gpu))}"
+
+
+def _say(s: Summary, run_dir: Path, sweep_dir: Path, seconds: float) -> None:
+    """One line per job: the sweep prints the tally and where things are."""
+    done = {"completed": f"val/acc {s.final_val_acc:.4f}" if s.final_val_acc is not None else "",
+            "diverged": f"at step {s.diverged_at_step}", "failed": s.error or "",
+            "interrupted": f"after {s.steps} steps"}[s.status]
+    line = f"{s.status} {shown(run_dir, sweep_dir)}: {done} ({s.wall_time_s or seconds:.1f} s)"
+    log.info(line)
+    print(line, flush=True)
+
+
+def _ignore_ctrl_c_between_jobs() -> None:
+    """In a job process of a parallel sweep (no handler of the sweep's own here), Ctrl-C
+    between two jobs would kill the process and with it the pool: it is ignored there. The
+    sweep process itself records it, and the jobs not started yet do not start."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

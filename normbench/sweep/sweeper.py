@@ -1,0 +1,230 @@
+"""normbench's sweeper: what a grid means, around Hydra's stock launchers (joblib locally,
+submitit on SLURM), which run the jobs and which it only calls through ``launch``.
+
+``Sweep.run`` (Hydra's ``Sweeper.sweep``):
+
+1. the grid, from the overrides parsed once (``grid.py``), each job named by what varies;
+2. every job's config composed and checked before any trains: bad input stops the sweep
+   in one line, nothing trained, nothing left that looks like a sweep;
+3. jobs that are the same run (a setting their norm ignores, ``seed=0,0``) run once, the
+   others recorded as duplicates of it;
+4. the directory locked (one sweep at a time in it), Hydra's multirun.yaml and the
+   TensorBoard experiment config written;
+5. the jobs launched, Ctrl-C and SIGTERM stopping them gently; a job process killed
+   outright (which takes joblib's pool down with every running job) costs one retry of
+   the jobs without a result, each from its checkpoint;
+6. the tally, from what each job returned: printed, and a sweep with a failed or
+   interrupted job (or stopped itself) ends with ``SweepFailed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
+
+from hydra.core.plugins import Plugins
+from omegaconf import OmegaConf, open_dict
+
+from ..errors import SweepFailed, UsageError
+from ..norms import NORMS, canonical
+from ..rundir import SWEEP_CONFIG, DirectoryLock, remove_empty_dirs, shown, summary_or_none, usable_dir
+from . import grid
+from .job import STOP_MARKER, request_stop, stop_requested
+from .resources import launcher_kind
+from .tally import Outcome, Tally, outcome, print_tally
+
+log = logging.getLogger("normbench")
+
+
+class Sweep:
+    def __init__(self, hydra_context, task_function, config, max_batch_size, params):
+        self.context, self.config = hydra_context, config
+        self.max_batch_size, self.params = max_batch_size, dict(params or {})
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
+
+    def run(self, arguments: list[str]) -> list:
+        t0 = time.perf_counter()
+        existed = _exists(self.config.hydra.sweep.dir)
+        sweep_dir = usable_dir("hydra.sweep.dir", self.config.hydra.sweep.dir)
+        try:
+            values = grid.parse(self.params, list(arguments), self.context.config_loader)
+            jobs, varying = grid.jobs(values)
+            configs = self._checked(jobs, sweep_dir)
+            unique, duplicates = same_runs(jobs, configs)
+            lock = DirectoryLock(sweep_dir, "sweep")
+            resume = str(self.config.get("resume")).lower() == "true"
+            if existed and (sweep_dir / SWEEP_CONFIG).exists() and not resume:
+                raise UsageError(f"hydra.sweep.dir={shown(sweep_dir)} holds a sweep already; allowed: resume=true "
+                                 f"to finish it, or another directory")
+        except UsageError:
+            if not existed:  # refused before any job ran: leave nothing that looks like a sweep
+                remove_empty_dirs(sweep_dir)
+            raise
+        OmegaConf.save(self.config, sweep_dir / SWEEP_CONFIG)
+        from ..hparams import write_experiment
+
+        write_experiment(sweep_dir, [configs[j.name] for j in unique], [_hparam_key(k) for k in varying])
+        (sweep_dir / STOP_MARKER).unlink(missing_ok=True)  # an earlier Ctrl-C of this sweep
+        returned: dict[str, object] = {}
+        with self._gentle_stop(sweep_dir) as stopped:
+            try:
+                self._launch(unique, sweep_dir, returned)
+            except BaseException:
+                self._end(jobs, duplicates, returned, sweep_dir, stopped, t0)
+                print("normbench: the sweep stopped before all its jobs ran; the finish-it command above runs the "
+                      "rest", file=sys.stderr)
+                raise
+        lock.release()
+        self._end(jobs, duplicates, returned, sweep_dir, stopped, t0)
+        return [list(returned.values())]
+
+    def _checked(self, jobs: list[grid.Job], sweep_dir: Path) -> dict:
+        """Each job's resolved config (hydra aside), after checking it."""
+        from ..validate import check_config
+
+        configs = {}
+        for job in jobs:
+            cfg = self.context.config_loader.load_sweep_config(self.config, [*job.overrides, _subdir(job)])
+            try:
+                check_config(cfg)
+            except UsageError as e:
+                raise UsageError(f"{e} (in the sweep job {' '.join(job.overrides)})") from None
+            with open_dict(cfg):
+                del cfg["hydra"]
+            configs[job.name] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        return configs
+
+    def _launch(self, jobs: list[grid.Job], sweep_dir: Path, returned: dict) -> None:
+        size = self.max_batch_size or len(jobs) or 1
+        for start in range(0, len(jobs), size):
+            batch = jobs[start:start + size]
+            try:
+                results = self.launcher.launch([[*j.overrides, _subdir(j)] for j in batch], initial_job_idx=start)
+            except BrokenProcessPool as e:
+                if stop_requested(sweep_dir):  # the sweep is being stopped: nothing to run again
+                    raise
+                again = [j for j in batch if not _has_result(sweep_dir / j.name)]
+                log.warning("the job pool broke: %s", e)
+                print(f"normbench: a job process was killed outright, and with it every running job; the "
+                      f"{len(again)} jobs without a result run again, each from its checkpoint if it has one",
+                      file=sys.stderr, flush=True)
+                results = self.launcher.launch([[*j.overrides, _subdir(j)] for j in again],
+                                               initial_job_idx=len(jobs) + start)
+                batch = again
+            returned.update(zip([j.name for j in batch], results, strict=True))
+
+    @contextmanager
+    def _gentle_stop(self, sweep_dir: Path):
+        """On a local launcher, Ctrl-C and SIGTERM stop the sweep gently: jobs that are
+        training stop after their step with a checkpoint, the others do not start. (On
+        SLURM, Ctrl-C stops waiting; the jobs go on.) Yields the signals received."""
+        stopped: list[int] = []
+        if launcher_kind(self.config.hydra) != "local":
+            yield stopped
+            return
+        previous = {}
+
+        def on_signal(signum, _frame):
+            stopped.append(signum)
+            request_stop(sweep_dir)
+            for s, h in previous.items():
+                signal.signal(s, h)
+            if signum != signal.SIGINT:  # Ctrl-C reaches every job itself; kill only this process
+                signal_descendants(signum)
+            print(f"\nnormbench: {signal.Signals(signum).name}: stopping the sweep: jobs that are training stop "
+                  f"after their step with a checkpoint, the others do not start; a second one stops at once",
+                  file=sys.stderr, flush=True)
+
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous[s] = signal.signal(s, on_signal)
+        try:
+            yield stopped
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _end(self, jobs, duplicates: dict, returned: dict, sweep_dir: Path, stopped: list, t0: float) -> None:
+        """The tally: printed; SweepFailed when a job failed or was interrupted, or the sweep was stopped."""
+        stopping = bool(stopped) or stop_requested(sweep_dir)
+        outcomes = []
+        for j in jobs:
+            if j.name in duplicates:
+                same_as, why = duplicates[j.name]
+                outcomes.append(Outcome(j.name, sweep_dir / j.name, "duplicate", why, same_as))
+            else:
+                outcomes.append(outcome(j.name, sweep_dir / j.name, returned.get(j.name), stopping))
+        t = Tally(sweep_dir, outcomes, stopped[0] if stopped else signal.SIGINT if stopping else 0)
+        task = OmegaConf.to_container(self.config.hydra.overrides.task)
+        hydra = [o for o in OmegaConf.to_container(self.config.hydra.overrides.hydra)
+                 if o.split("=", 1)[0] not in ("hydra.sweep.dir",)]
+        print_tally(t, time.perf_counter() - t0, [*hydra, *[o for o in task if o.split("=", 1)[0] != "resume"]])
+        if t.stopped_by or t.unfinished:
+            raise SweepFailed(f"{t.line()}: see the failures above", t.stopped_by if t.stopped_by else 0)
+
+
+def same_runs(jobs: list[grid.Job], configs: dict) -> tuple[list[grid.Job], dict]:
+    """The jobs to run, and {name of a job that need not run: (the job it repeats, why)}:
+    jobs whose configs are equal once the settings their norm ignores are set aside
+    (``norms.canonical``) train the same network in the same way."""
+    first: dict[str, str] = {}
+    unique, duplicates = [], {}
+    for job in jobs:
+        config = configs[job.name]
+        identity = json.dumps({k: v for k, v in canonical(config).items() if k != "resume"}, sort_keys=True,
+                              default=str)
+        if identity in first:
+            ignored = NORMS[config["norm"]["name"]].ignores if config["norm"]["name"] in NORMS else ()
+            why = (f"{', '.join(ignored)} has no effect with norm={config['norm']['name']}"
+                   if any(k in job.name for k in ignored) else "the same settings")
+            duplicates[job.name] = (first[identity], why)
+        else:
+            first[identity] = job.name
+            unique.append(job)
+    return unique, duplicates
+
+
+def _subdir(job: grid.Job) -> str:
+    """The override that puts a job in its own directory (names are safe_name()s: no quote)."""
+    return f"hydra.sweep.subdir='{job.name}'"
+
+
+def _hparam_key(override_key: str) -> str:
+    """The HParams key of an override's key: ``norm`` -> ``norm.name``."""
+    return f"{override_key}.name" if override_key in ("model", "norm", "data", "optim") else override_key
+
+
+def _has_result(job_dir: Path) -> bool:
+    s = summary_or_none(job_dir)
+    return s is not None and s.status != "interrupted"
+
+
+def _exists(value) -> bool:
+    return bool(str(value).strip()) and Path(str(value)).expanduser().exists()
+
+
+def signal_descendants(signum: int) -> None:
+    """Pass a signal on to this process's descendants (the parallel jobs), on Linux."""
+    import os
+
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    below, frontier = [], [os.getpid()]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        below += frontier
+    for pid in below:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass

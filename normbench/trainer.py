@@ -1,0 +1,351 @@
+"""The training loop. It knows nothing about files: it reports through ``log`` and
+``after_epoch`` callables, and its state is what ``state_dict`` returns.
+
+One step (shapes for the digits MLP, batch B):
+
+    idx = perm[i*B:(i+1)*B]          # (B,) indices into the device-resident split
+    x, y = X[idx], Y[idx]            # (B, 1, 8, 8), (B,)
+    loss = cross_entropy(model(x), y)
+    backward; [every log_every steps: per-layer gradient norms]
+    optimizer.step()
+    [at each probe step: update-to-weight ratios, probes on the fixed probe batch (probes.py)]
+
+Probe steps: step 0, the last step, and every ``probe_every`` steps between them; with
+``probe_every`` null (the default) every tenth of the run (``probe_interval``), so any run,
+however short, is probed at enough points to draw a curve.
+
+Performance options: ``amp=bf16`` runs each step's forward pass (and loss) under
+``torch.autocast`` with bfloat16; ``channels_last`` puts the CNN's weights and the image
+tensors in channels-last layout once, before training; ``compile`` trains through
+``torch.compile(model)``. Probes and evaluation always run the uncompiled model in
+float32: they share its weights, and their hooks and mode switches would make the
+compiled one recompile.
+
+Each step's loss and logits are kept on the device and reduced and read back only
+every ``log_every`` steps, so the loop neither waits on the device nor runs extra
+kernels each step. At the end of each epoch
+the validation split is evaluated in eval mode and with BatchNorm in train mode
+(``evaluate_now``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batchnorm import bn_in_train_mode, eval_mode, recompute_bn_stats
+from .data import Data
+from .datasets import Split
+from .optim import build_optimizer
+from .probes import GradNorms, Probes, UpdateRatios
+from .signals import Stop
+
+LogFn = Callable[[int, int, dict], None]  # (step, epoch, {tag: value})
+
+
+@dataclass
+class Outcome:
+    """What a run achieved; the runner turns it into summary.json."""
+    status: str = "completed"  # completed | diverged | interrupted
+    steps: int = 0
+    epochs_completed: int = 0
+    final: dict = field(default_factory=dict)  # last value of every train/ and val/ metric
+    best_val_acc: Optional[float] = None
+    best_val_acc_step: Optional[int] = None
+    best_val_loss: Optional[float] = None
+    steps_to_target: Optional[int] = None
+    seconds_to_target: Optional[float] = None
+    diverged_at_step: Optional[int] = None
+    train_seconds: float = 0.0  # time in training steps, evaluation and checkpoints excluded
+    wall_seconds: float = 0.0
+
+
+def probe_interval(probe_every: Optional[int], total_steps: int) -> int:
+    """Steps between probes: ``probe_every``, or a tenth of the run when it is null; 0: off."""
+    if probe_every is None:
+        return max(1, total_steps // 10)
+    return probe_every
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, batch_size: int, bn_mode: str = "eval") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``split``, dropout off; the model's modes are restored.
+
+    ``bn_mode="eval"``: BatchNorm uses its running statistics (the usual evaluation).
+    ``bn_mode="train"``: BatchNorm normalises each batch of ``batch_size`` with that batch's
+    statistics, as in training, and its running statistics are left alone. Every sample is
+    counted once and every batch statistic is over ``batch_size`` samples, as in training:
+    the last, incomplete batch is topped up with the samples before it, whose predictions
+    were counted already (the whole split is one batch if it is smaller than one)."""
+    n = len(split)
+    train_mode = bn_mode == "train"
+    modes = bn_in_train_mode(model) if train_mode else eval_mode(model)
+    loss = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
+    with modes:
+        for i in range(0, n, batch_size):
+            j = min(i + batch_size, n)
+            start = max(0, j - batch_size) if train_mode else i  # (j - start) == batch_size in train mode
+            logits = model(split.x[start:j])[i - start:]
+            y = split.y[i:j]
+            loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    return loss.item() / n, correct.item() / n
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` per ``cfg``. Everything needed to continue exactly where
+    it stopped, mid-epoch included, is in ``state_dict()``; ``load_state_dict`` restores it.
+    Setting ``stop`` (a signal handler does) ends ``run`` after the current step."""
+
+    def __init__(self, model: nn.Module, data: Data, cfg, stop: Optional[Stop] = None):
+        device = data.train.x.device
+        if cfg.channels_last:  # once, here: indexing a batch keeps the layout
+            model.to(memory_format=torch.channels_last)
+            data = dataclasses.replace(data, train=_channels_last(data.train), val=_channels_last(data.val))
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
+        self.model, self.data, self.cfg = model, data, cfg
+        # what the training steps call: the model, or its compiled form (same parameters)
+        self.forward = torch.compile(model) if cfg.compile else model
+        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16"
+                         else contextlib.nullcontext())
+        self.optimizer = build_optimizer(cfg, model.parameters())
+        self.grad_norms = GradNorms(model)
+        self.update_ratios = UpdateRatios(model)
+        n_probe = min(cfg.probe_batch_size, len(data.train))
+        self.steps_per_epoch = len(data.train) // cfg.batch_size  # last incomplete batch dropped
+        self.probe_every = probe_interval(cfg.probe_every, self.steps_per_epoch * cfg.epochs)
+        self.probes = Probes(model, data.train.x[:n_probe], seed=cfg.seed) if self.probe_every > 0 else None
+        self.shuffle = torch.Generator().manual_seed(cfg.seed)  # CPU: same order on every device
+        self.step = 0
+        self.epoch = 0  # epochs completed (trained and evaluated)
+        self.perm: Optional[torch.Tensor] = None  # this epoch's order, once drawn
+        self.position = 0  # steps of this epoch done
+        self.losses: list[torch.Tensor] = []  # this logging window's losses and (logits, targets)
+        self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.outcome = Outcome()
+        self.stop = stop or Stop()  # a signal handler sets stop.signum: the run ends after that step
+        self.torn = False  # interrupted inside a step: the state is not one to save
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.cfg.epochs
+
+    def state_dict(self) -> dict:
+        """Tensors, numbers, strings, None and containers of them: loads with weights_only=True."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "perm": None if self.perm is None else self.perm.cpu(),
+            "window": None if not self.losses else {
+                "losses": torch.stack(self.losses).cpu(),
+                "logits": torch.cat([o for o, _ in self.outputs]).cpu(),
+                "targets": torch.cat([y for _, y in self.outputs]).cpu(),
+                "sizes": [len(y) for _, y in self.outputs],
+            },
+            "outcome": dataclasses.asdict(self.outcome),
+            "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()},
+        }
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state`` (a checkpoint loaded with map_location="cpu")."""
+        device = self.data.train.x.device
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.perm = None if state["perm"] is None else state["perm"].to(device)
+        window = state["window"]
+        self.losses, self.outputs = [], []
+        if window is not None:
+            self.losses = list(window["losses"].to(device).unbind())
+            logits, targets = window["logits"].to(device), window["targets"].to(device)
+            self.outputs = list(zip(logits.split(window["sizes"]), targets.split(window["sizes"]), strict=True))
+        self.outcome = Outcome(**state["outcome"])
+        self.outcome.status = "completed"
+        torch.set_rng_state(state["rng"]["torch"])
+        self.shuffle.set_state(state["rng"]["shuffle"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def run(self, log: LogFn, after_epoch: Optional[Callable[["Trainer"], None]] = None) -> Outcome:
+        """Train until ``cfg.epochs`` are done, the run diverges, or ``stop`` is set; from
+        where a loaded state left off. Returns the outcome, counted over every session."""
+        cfg, model, opt, forward, autocast = self.cfg, self.model, self.optimizer, self.forward, self.autocast
+        X, Y = self.data.train.x, self.data.train.y
+        # plain ints: reading a DictConfig key costs ~25 us, a tenth of a digits MLP step's overhead budget
+        B, every, total = cfg.batch_size, cfg.log_every, self.total_steps
+        probe_every = self.probe_every
+        device = X.device
+        out = self.outcome
+        clock = _Clock(out)
+        window_steps, window_start = len(self.losses), time.perf_counter()
+        model.train()
+        probes = self.probes
+        try:
+            if probes is not None and self.step == 0:  # the network as initialised
+                log(0, 0, probes.measure())
+            while self.epoch < cfg.epochs:
+                epoch = self.epoch + 1
+                if self.perm is None:
+                    self.perm, self.position = torch.randperm(len(Y), generator=self.shuffle).to(device), 0
+                perm = self.perm
+                for i in range(self.position, self.steps_per_epoch):
+                    if self.stop.signum:
+                        return clock.finish("interrupted", self.step)
+                    idx = perm[i * B:(i + 1) * B]
+                    x, y = X[idx], Y[idx]
+                    with autocast:
+                        logits = forward(x)
+                        loss = F.cross_entropy(logits, y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.step += 1
+                    # every log_every steps, and the last step so the end of the run is recorded
+                    recording = self.step % every == 0 or self.step == total
+                    probing = probes is not None and (self.step % probe_every == 0 or self.step == total)
+                    if recording:
+                        gnorms = self.grad_norms()
+                    if probing:
+                        self.update_ratios.snapshot()
+                    opt.step()
+                    self.position = i + 1
+                    self.losses.append(loss.detach())
+                    self.outputs.append((logits.detach(), y))
+                    window_steps += 1
+                    if recording:
+                        # reading the values waits for the device, so the window's time is read after it
+                        metrics, bad_step = self._train_metrics(gnorms)
+                        seconds = time.perf_counter() - window_start
+                        metrics["perf/steps_per_s"] = window_steps / seconds
+                        metrics["perf/samples_per_s"] = window_steps * B / seconds
+                        log(self.step, epoch, metrics)
+                        window_steps, window_start = 0, time.perf_counter()
+                        if bad_step is not None:  # the last finite values stay in out.final
+                            out.diverged_at_step = bad_step
+                            return clock.finish("diverged", self.step)
+                        out.final.update({k: v for k, v in metrics.items() if k.startswith("train/")})
+                    if probing:
+                        ratios = self.update_ratios().tolist()
+                        log(self.step, epoch, {**dict(zip(self.update_ratios.tags, ratios, strict=True)),
+                                               **probes.measure()})
+                if self.stop.signum:
+                    return clock.finish("interrupted", self.step)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # queued steps belong to training time, not evaluation
+                with clock.excluded() as t:
+                    metrics = self.evaluate_now()
+                    log(self.step, epoch, metrics)
+                    val_loss, val_acc = metrics["val/loss"], metrics["val/acc"]
+                    if not math.isfinite(val_loss):
+                        out.diverged_at_step = self.step
+                        return clock.finish("diverged", self.step)
+                    self.epoch, self.perm, self.position = epoch, None, 0
+                    out.final.update(metrics)
+                    out.epochs_completed = epoch
+                    if out.best_val_acc is None or val_acc > out.best_val_acc:
+                        out.best_val_acc, out.best_val_acc_step = val_acc, self.step
+                    if out.best_val_loss is None or val_loss < out.best_val_loss:
+                        out.best_val_loss = val_loss
+                    if out.steps_to_target is None and val_acc >= cfg.target_acc:
+                        out.steps_to_target = self.step
+                        out.seconds_to_target = clock.train_seconds(t)
+                    if after_epoch is not None:
+                        after_epoch(self)
+                window_start += time.perf_counter() - t
+        except KeyboardInterrupt:  # a second Ctrl-C, or no handler installed: the state may be mid-step
+            self.torn = True
+            return clock.finish("interrupted", self.step)
+        return clock.finish("completed", self.step)
+
+    def evaluate_now(self) -> dict:
+        """The validation metrics of the model as it is now.
+
+        ``val/loss``, ``val/acc``: eval mode, the way the model is used after training.
+        ``val/loss_train_mode``, ``val/acc_train_mode``: BatchNorm with the statistics of
+        each batch of ``batch_size`` instead (dropout off in both), and
+        ``val/train_eval_gap`` = train-mode minus eval-mode accuracy. Without BatchNorm the
+        two modes compute the same function, and the gap is 0.
+        With ``norm.precise_bn``, the running statistics are first evaluated as they are
+        (``val/loss_running_stats``, ``val/acc_running_stats``), then replaced by precise
+        population statistics, which ``val/acc`` uses and the checkpoint keeps.
+        With probes on, ``bn/<block>/variance_shift`` (and ``..._precise``) too."""
+        cfg, model, val = self.cfg, self.model, self.data.val
+        metrics: dict = {}
+        if self.probes is not None:
+            metrics.update(self.probes.variance_shift())
+        loss, acc = evaluate(model, val, cfg.eval_batch_size)
+        if cfg.norm.get("precise_bn", False):
+            metrics.update({"val/loss_running_stats": loss, "val/acc_running_stats": acc})
+            recompute_bn_stats(model, self.data.train.x, cfg.batch_size, cfg.norm.precise_bn_batches)
+            if self.probes is not None:
+                metrics.update(self.probes.variance_shift("_precise"))
+            loss, acc = evaluate(model, val, cfg.eval_batch_size)
+        train_loss, train_acc = evaluate(model, val, cfg.batch_size, bn_mode="train")
+        metrics.update({"val/loss": loss, "val/acc": acc, "val/loss_train_mode": train_loss,
+                        "val/acc_train_mode": train_acc, "val/train_eval_gap": train_acc - acc})
+        return metrics
+
+    def _train_metrics(self, gnorms: torch.Tensor) -> tuple[dict, Optional[int]]:
+        """The window's mean training loss and accuracy, the learning rate and gradient
+        norms; and the first step of the window whose loss (or, at its end, gradient) is
+        not finite, or None. The window is emptied."""
+        losses = torch.stack(self.losses).float()
+        logits = torch.cat([o for o, _ in self.outputs])
+        correct = (logits.argmax(1) == torch.cat([y for _, y in self.outputs])).sum()
+        loss, correct = torch.stack([losses.mean(), correct.float()]).tolist()
+        metrics = {"train/loss": loss, "train/acc": correct / len(logits), "lr": self.optimizer.param_groups[0]["lr"]}
+        metrics.update(zip(self.grad_norms.tags, gnorms.tolist(), strict=True))
+        bad_step = None
+        if not (math.isfinite(loss) and math.isfinite(metrics["grad_norm/total"])):
+            first = int((~losses.isfinite()).nonzero()[0]) if not math.isfinite(loss) else len(losses) - 1
+            bad_step = self.step - len(losses) + 1 + first
+        self.losses, self.outputs = [], []
+        return metrics, bad_step
+
+
+def _channels_last(split: Split) -> Split:
+    return Split(split.x.contiguous(memory_format=torch.channels_last), split.y)
+
+
+class _Clock:
+    """Training time over every session of a run: evaluation and checkpoints excluded."""
+
+    def __init__(self, out: Outcome):
+        self.out = out
+        self.prior_train, self.prior_wall = out.train_seconds, out.wall_seconds
+        self.started = time.perf_counter()
+        self.excluded_s = 0.0
+
+    @contextmanager
+    def excluded(self):
+        t = time.perf_counter()
+        try:
+            yield t
+        finally:
+            self.excluded_s += time.perf_counter() - t
+
+    def train_seconds(self, now: float) -> float:
+        return self.prior_train + now - self.started - self.excluded_s
+
+    def finish(self, status: str, steps: int) -> Outcome:
+        now = time.perf_counter()
+        self.out.status, self.out.steps = status, steps
+        self.out.wall_seconds = self.prior_wall + now - self.started
+        self.out.train_seconds = self.train_seconds(now)
+        return self.out
