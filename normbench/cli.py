@@ -13,12 +13,13 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import Interrupted, NothingToDo, RunFailed, SweepFailed, UsageError
+from .errors import Interrupted, NothingToDo, Refused, RunFailed, SweepFailed, UsageError
 
 # outcome -> exit status (the README's table); anything else a user typed that Hydra or
 # OmegaConf refuses is bad input too (2)
 EXIT_CODES: dict[type, Callable[[BaseException], int]] = {
     UsageError: lambda e: 2,
+    Refused: lambda e: 2,  # a UsageError from before Hydra writes anything
     RunFailed: lambda e: 1,
     SweepFailed: lambda e: 128 + e.signum if e.signum else 1,
     Interrupted: lambda e: 128 + e.signum,  # 130 after Ctrl-C, 143 after SIGTERM
@@ -69,7 +70,7 @@ def _train(args: list[str]) -> int:
         if isinstance(e, SweepFailed) and not e.signum:
             print(f"normbench: error: {e}", file=sys.stderr)
         return exit_code(e)
-    except (UsageError, RunFailed, HydraException, OmegaConfBaseException) as e:
+    except (UsageError, Refused, RunFailed, HydraException, OmegaConfBaseException) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for Hydra's full tracebacks
             raise
         print(f"normbench: error: {_one_line(e)}", file=sys.stderr)
@@ -85,7 +86,7 @@ def _one_line(e: BaseException) -> str:
         option = (e.missing_cfg_file or "").rpartition("/")[2]
         return f"{group}={option} is not an option of {group}; allowed: {', '.join(sorted(e.options))}"
     first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
-    if isinstance(e, (UsageError, RunFailed)):
+    if isinstance(e, (UsageError, Refused, RunFailed)):
         return first
     cause = e.__cause__ or e.__context__
     if cause is not None and str(cause).strip() and str(cause).strip().splitlines()[0] not in first:

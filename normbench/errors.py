@@ -12,6 +12,16 @@ class UsageError(Exception):
     Its message is one line naming the key, the value and what is allowed."""
 
 
+class Refused(BaseException):
+    """A UsageError raised from a Hydra callback (preflight.py): Hydra's callback runner
+    turns any Exception into a warning and goes on, so the refusal travels to the command
+    line as a BaseException, as SystemExit and KeyboardInterrupt do."""
+
+    def __init__(self, error: UsageError):
+        super().__init__(str(error))
+        self.error = error
+
+
 class RunFailed(Exception):
     """A run that started and then failed; its summary.json says ``failed`` and why."""
 

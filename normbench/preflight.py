@@ -13,7 +13,7 @@ from __future__ import annotations
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .errors import UsageError
+from .errors import Refused, UsageError
 from .rundir import DirectoryLock, holds_a_run, shown, usable_dir
 from .validate import check_config
 
@@ -23,6 +23,12 @@ class Preflight(Callback):
         self.lock: DirectoryLock | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            self._check(config)
+        except UsageError as e:  # Hydra would turn an Exception raised here into a warning
+            raise Refused(e) from None
+
+    def _check(self, config: DictConfig) -> None:
         check_config(config)
         existed = _exists(config.hydra.run.dir)
         run_dir = usable_dir("hydra.run.dir", config.hydra.run.dir)

@@ -133,8 +133,18 @@ def throughput(model: str, device_name: str, args) -> dict:
         "steps": cfg.epochs * (len(data.train) // cfg.batch_size), "med": med, "rates": rates,
         "b/a": statistics.median(b / a for b, a in zip(rates["probes off"], rates["bare"], strict=True)),
         "c/a": statistics.median(c / a for c, a in zip(rates["probes on"], rates["bare"], strict=True)),
-        "probe_every": cfg.probe_every, "log_every": cfg.log_every,
+        "probes": _probes(cfg, len(data.train)), "log_every": cfg.log_every,
     }
+
+
+def _probes(cfg, n_train: int) -> str:
+    """How often the default probes ran: ``every 22 steps, 11 probes``."""
+    from normbench.trainer import probe_interval
+
+    total = cfg.epochs * (n_train // cfg.batch_size)
+    every = probe_interval(cfg.probe_every, total)
+    count = len(range(0, total + 1, every)) + (total % every != 0)
+    return f"every {every} steps and the last ({count} probes; probe_every={cfg.probe_every})"
 
 
 BARE_SCRIPT = """\
@@ -234,7 +244,7 @@ def main() -> None:
         rows = [throughput(m, d, args) for d in devices for m in models]
         r0 = rows[0]
         print(f"\nthroughput: steps/s, median of {args.repeats} rounds; b/a and c/a: median over rounds of the "
-              f"ratio within a round; probe_every={r0['probe_every']}, log_every={r0['log_every']}, "
+              f"ratio within a round; probes {r0['probes']}, log_every={r0['log_every']}, "
               f"amp={args.amp}, channels_last={args.channels_last}, compile={args.compile}")
         head = (f"  {'model':<5} {'device':<7} {'data':<9} {'input':<8} {'batch':>5} {'steps':>5} "
                 f"{'bare (a)':>9} {'off (b)':>9} {'on (c)':>9} {'b/a':>6} {'c/a':>6} {'bare samples/s':>15}")

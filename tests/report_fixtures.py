@@ -42,7 +42,8 @@ def write_run(run_dir: Path, *, norm: str = "bn", seed: int = 0, status: str = "
               steps_to_target: int | None = None, seconds_to_target: float | None = None,
               final_train_loss: float | None = 0.3, train_eval_gap: float | None = None,
               steps: int = 40, log_every: int = 10, layers: tuple = ("block1.linear", "block1.norm", "head"),
-              metrics: bool = True, histograms: bool = False, **config_keys) -> Path:
+              metrics: bool = True, histograms: bool = False, val_samples: int | None = None,
+              **config_keys) -> Path:
     """One run directory; the curves in metrics.csv end at the summary's final values."""
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = config(norm, seed, **config_keys)
@@ -56,6 +57,7 @@ def write_run(run_dir: Path, *, norm: str = "bn", seed: int = 0, status: str = "
         "epochs_completed": 2, "diverged_at_step": 25 if status == "diverged" else None, "steps_per_s": 100.0,
         "samples_per_s": 6400.0, "train_time_s": steps / 100, "train_eval_gap": train_eval_gap,
         "target_acc": cfg["target_acc"], "steps": steps, "wall_time_s": 1.0, "num_params": 43018,
+        "val_samples": val_samples, "versions": {"normbench": "0.1.0", "torch": "2.14.1"},
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     hydra = run_dir / ".hydra"

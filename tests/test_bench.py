@@ -14,7 +14,7 @@ def test_bench_prints_throughput_for_both_models_and_the_start_up_times():
                            "--device", "cpu", "norm=gn"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "probe_every=100, log_every=10" in out
+    assert "probes every 2 steps and the last (12 probes; probe_every=None), log_every=10" in out
     for model in ("mlp", "cnn"):  # model device data input batch steps a b c b/a c/a samples/s
         row = rf"^  {model} +cpu +digits +1x8x8 +64 +22 +{NUM} +{NUM} +{NUM} +\d\.\d{{3}} +\d\.\d{{3}} +\d+$"
         assert re.search(row, out, re.M), out

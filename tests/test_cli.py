@@ -86,7 +86,7 @@ def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
 def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
     _, run_dir = default_run
     m = pd.read_csv(run_dir / "metrics.csv")
-    probe_steps = [0, 100, 200, 300, 400]  # probe_every=100, and the network as initialised
+    probe_steps = list(range(0, 441, 44))  # every tenth of the 440 steps, the start and the end
     for tag in ("act/block2/pre_norm/std", "act/block2/post_norm/feature_var_std", "act/block3/dead",
                 "affine/block1/gamma_mean", "bn/block3/running_var_ratio", "update_ratio/head"):
         assert list(m[m.tag == tag].step) == [s for s in probe_steps if s or not tag.startswith("update")], tag
@@ -120,15 +120,16 @@ def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default
     start = plugin_data_pb2.HParamsPluginData.FromString(hp["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["norm.name"].string_value == "bn" and start.hparams["lr"].number_value == 0.05
     assert start.hparams["model.depth"].number_value == 3 and start.hparams["status"].string_value == "completed"
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(hp["_hparams_/experiment"]).experiment
-    metric_tags = {mi.name.tag for mi in experiment.metric_infos}
-    assert {"val/acc", "train/loss", "val/train_eval_gap", "summary/best_val_acc"} <= metric_tags
+    assert isinstance(start.hparams["batch_size"].number_value, float) and "checkpoint" not in start.hparams
+    # no experiment of its own: one run's schema would hide the other runs' keys (a sweep writes one)
+    assert "_hparams_/experiment" not in hp and "_hparams_/session_end_info" in hp
     assert {"val/acc", "train/loss", "summary/best_val_acc", "summary/steps_to_target"} <= set(acc.Tags()["scalars"])
 
     (config,) = acc.Tensors("custom_scalars__config__")  # the layout is the tensor's value
     layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-    assert charts["gradient norm per layer"] == [r"grad_norm/.*"]
+    assert charts["total gradient norm"] == [r"^grad_norm/total$"]
+    assert charts["grad_norm/block2.linear"] == [r"^grad_norm/block2\.linear$"]  # a chart per layer
     assert any(r"variance_shift" in t for tags in charts.values() for t in tags)
 
 

@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_the_wheel_installs_into_a_new_venv_and_runs_from_anywhere(tmp_path):
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    shutil.copytree(REPO / "src", src / "src", ignore=ignore)
-    shutil.copytree(REPO / "conf", src / "conf", ignore=ignore)
+    for package in ("normbench", "hydra_plugins", "conf"):
+        shutil.copytree(REPO / package, src / package, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
     dist = tmp_path / "dist"
@@ -28,6 +28,8 @@ def test_the_wheel_installs_into_a_new_venv_and_runs_from_anywhere(tmp_path):
                            "data": "digits blobs mnist fashion_mnist cifar10", "optim": "sgd adam"}.items():
         assert {f"normbench/conf/{group}/{o}.yaml" for o in options.split()} <= names
     assert "normbench/conf/config.yaml" in names and "normbench/conf/hydra/job_logging/normbench.yaml" in names
+    assert {"normbench/sweep/sweeper.py", "hydra_plugins/normbench_sweeper/normbench_sweeper.py",
+            "normbench/conf/hydra/sweeper/normbench.yaml"} <= names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

@@ -17,8 +17,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import normbench_command, run_cli
-from normbench.sweep import constant_keys, job_dir_name, sweep_args
-from normbench.sweep_job import gpu_slot, runs_jobs_in_parallel_here, start_job, threads_for_job
+from normbench.sweep.grid import jobs as grid_jobs
+from normbench.sweep.grid import parse
+from normbench.sweep.job import start_job
+from normbench.sweep.resources import gpu_slot, threads_for_job
 from normbench.validate import check_config
 
 RESULT_KEYS = ("status", "final_val_acc", "final_val_loss", "best_val_acc", "final_train_loss", "steps",
@@ -188,10 +190,9 @@ def children(pid: int) -> list[int]:
 
 
 def job_processes(sweep_pid: int) -> list[int]:
-    """The job processes of a local parallel sweep: forked from its fork server, a child of
-    the sweep process."""
-    (server,) = [p for p in children(sweep_pid) if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()]
-    return children(server)
+    """The job processes of a local parallel sweep: joblib's (loky's) workers, children of
+    the sweep process (beside loky's resource tracker)."""
+    return [p for p in children(sweep_pid) if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
 def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterrupted):
@@ -263,6 +264,9 @@ def test_every_experiment_preset_defines_a_grid_of_valid_runs(name):
 
     from hydra import compose, initialize_config_module
 
+    from normbench.app import register
+
+    register()
     with initialize_config_module(config_module="normbench.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"experiment={name}"], return_hydra_config=True)
         params = OmegaConf.to_container(cfg.hydra.sweeper.params)
@@ -274,52 +278,17 @@ def test_every_experiment_preset_defines_a_grid_of_valid_runs(name):
     assert PRESETS == ["batch_size", "bn_sigmoid", "dropout_shift", "init", "lr_stability", "placement"]
 
 
-@pytest.mark.parametrize("args, parallel", [
-    (["-m", "norm=bn,none", "seed=0,1"], True),
-    (["-m", "norm=bn,none", "hydra.launcher.n_jobs=1"], False),
-    (["-m", "norm=bn,none", "hydra/launcher=slurm"], False),
-    (["-m", "norm=bn,none", "--cfg", "job"], False),
-    (["-m", "norm=bn,none", "--config-dir", "mine"], False),
-    (["-m", "norm=bn,none", "resume=true"], True),
-    (["-m", "resume=outputs/multirun/2026-11-23/12-01-02-123456"], False),
-])
-def test_the_job_server_starts_early_only_for_a_local_parallel_sweep(monkeypatch, args, parallel):
-    monkeypatch.setattr("normbench.sweep_job.nvidia_gpu_present", lambda: False)
-    monkeypatch.setattr("joblib.cpu_count", lambda: 2)
-    assert runs_jobs_in_parallel_here(args) is parallel
-    monkeypatch.setattr("joblib.cpu_count", lambda: 1)  # one core: one job at a time
-    assert runs_jobs_in_parallel_here(args) is False
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux only")
-def test_job_processes_start_with_what_a_job_imports(tmp_path):
-    script = tmp_path / "job.py"
-    script.write_text(
-        "import multiprocessing, sys\n"
-        "from normbench.sweep_job import start_job_server\n"
-        "def loaded():\n"
-        "    return sorted(m for m in ('torch', 'torch._dynamo', 'torch.utils.tensorboard', 'normbench.trainer')"
-        " if m in sys.modules)\n"
-        "if __name__ == '__main__':\n"
-        "    assert start_job_server()\n"
-        "    print(sorted(sys.modules.keys() & {'torch', 'torch._dynamo'}))\n"
-        "    with multiprocessing.get_context('forkserver').Pool(1) as pool:\n"
-        "        print(pool.apply(loaded))\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    # the sweep process itself imports none of it; its job processes begin with all of it
-    assert proc.stdout.splitlines() == ["[]", "['normbench.trainer', 'torch', 'torch._dynamo', "
-                                        "'torch.utils.tensorboard']"]
-
-
 def test_job_directories_and_the_keys_that_name_them():
-    assert job_dir_name("norm=bn,seed=0", 3) == "norm=bn,seed=0"
-    assert job_dir_name("", 3) == "3"
-    assert job_dir_name("data.root=/x/y", 0) == "data.root=%x%y"
-    assert constant_keys(["norm=bn,ln", "seed=range(3)", "epochs=5", "+model.depth=2", "--cfg", "job"]) == \
-        ["epochs", "model.depth", "resume"]
-    args = sweep_args(["-m", "norm=bn,ln", "epochs=5"])
-    assert args[-1] == "hydra.job.config.override_dirname.exclude_keys=[epochs,resume]"
+    values = parse({"lr": "0.1,0.2"}, ["norm=bn,ln", "seed=range(2)", "epochs=5", "lr=0.3"])
+    jobs, varying = grid_jobs(values)
+    assert varying == ["norm", "seed"]  # the command line's lr=0.3 replaced the preset's two values
+    assert [j.name for j in jobs] == ["norm=bn,seed=0", "norm=bn,seed=1", "norm=ln,seed=0", "norm=ln,seed=1"]
+    assert jobs[0].overrides == ("lr=0.3", "norm=bn", "seed=0", "epochs=5")
+    assert [j.name for j in grid_jobs(parse(None, ["epochs=5"]))[0]] == ["0"]  # nothing varies: its number
+    # a value never makes a path, a quote or an interpolation, and two values never share a name
+    names = [j.name for j in grid_jobs(parse(None, ["data.root=/x/y,'a b','${oc.env:HOME}',%2Fx%2Fy"]))[0]]
+    assert names == ["data.root=%2Fx%2Fy", "data.root=%27a%20b%27", "data.root=%27%24%7Boc.env:HOME%7D%27",
+                     "data.root=%252Fx%252Fy"]
 
 
 def test_a_job_finds_what_an_earlier_attempt_left(tmp_path):
@@ -327,14 +296,14 @@ def test_a_job_finds_what_an_earlier_attempt_left(tmp_path):
         d = tmp_path / str(len(list(tmp_path.iterdir())))
         d.mkdir()
         if status:
-            (d / "summary.json").write_text(json.dumps({"status": status}))
+            (d / "summary.json").write_text(json.dumps({"status": status, "config": {}}))
         if checkpoint:
             (d / "checkpoint.pt").write_bytes(b"x")
         (d / "metrics.csv").write_text("step\n")
         return d
 
-    assert start_job(attempt("completed"), resume=True).skip == {"status": "completed"}
-    assert start_job(attempt("diverged", True), resume=True).skip == {"status": "diverged"}
+    assert start_job(attempt("completed"), resume=True).skip.status == "completed"
+    assert start_job(attempt("diverged", True), resume=True).skip.status == "diverged"
     d = attempt("interrupted", True)
     assert start_job(d, resume=True).resume_from == d
     d = attempt(None, True)  # killed: no summary, a checkpoint

@@ -156,7 +156,7 @@ def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, baseline:
     plt = pyplot()
     order = list(table["group"])
     x = {g: i for i, g in enumerate(order)}
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) + 3), 5), dpi=100, layout="constrained")
+    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(order) + 3), 5), dpi=100, layout="constrained")
     xs = done["group"].map(x).to_numpy(dtype=float)
     jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(xs))
     ax.scatter(xs + jitter, done[metric], s=18, color="tab:blue", alpha=0.7, label="one run (seed)", zorder=3)
@@ -177,7 +177,7 @@ def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, baseline:
     ax.set_xticks(pos, names, fontsize="small", rotation=0 if len(order) <= 6 else 60,
                   ha="center" if len(order) <= 6 else "right")
     ax.get_xticklabels()[b].set_fontweight("bold")
-    limits = finite_range(np.concatenate([done[metric].to_numpy(dtype=float), mean]))
+    limits = finite_range(np.concatenate([done[metric].to_numpy(dtype=float), mean, lo, hi]))
     bounds = (0.0, 1.0) if metric.endswith("_acc") else None
     if limits is not None:
         ax.set_ylim(*padded(*limits, log=False, bounds=bounds))

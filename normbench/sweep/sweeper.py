@@ -163,8 +163,8 @@ class Sweep:
         t = Tally(sweep_dir, outcomes, stopped[0] if stopped else signal.SIGINT if stopping else 0)
         task = OmegaConf.to_container(self.config.hydra.overrides.task)
         hydra = [o for o in OmegaConf.to_container(self.config.hydra.overrides.hydra)
-                 if o.split("=", 1)[0] not in ("hydra.sweep.dir",)]
-        print_tally(t, time.perf_counter() - t0, [*hydra, *[o for o in task if o.split("=", 1)[0] != "resume"]])
+                 if o.split("=", 1)[0] not in ("hydra.sweep.dir", "hydra.mode")]  # set by resume and by -m
+        print_tally(t, time.perf_counter() - t0, [*[o for o in task if o.split("=", 1)[0] != "resume"], *hydra])
         if t.stopped_by or t.unfinished:
             raise SweepFailed(f"{t.line()}: see the failures above", t.stopped_by if t.stopped_by else 0)
 
