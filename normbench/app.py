@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import Interrupted, UsageError
+from .errors import Ended, Interrupted, NothingToDo, RunFailed, UsageError
 from .rundir import LOCK, remove_empty_dirs
 
 
@@ -52,8 +52,15 @@ def run_name(override_dirname: str) -> str:
 
 
 def single_run(cfg: DictConfig):
-    """One run: train it, say where its directory is, and raise Interrupted when a signal
-    stopped it (the command line's exit status 130 or 143)."""
+    """One run: train it and say where its directory is. How it ended otherwise (bad input,
+    a failure, a signal: exit status 2, 1, 130 or 143) goes to the command line in Ended."""
+    try:
+        return _single_run(cfg)
+    except (UsageError, RunFailed, NothingToDo, Interrupted) as e:
+        raise Ended(e) from None
+
+
+def _single_run(cfg: DictConfig):
     from .run import Place, result_lines, train
     from .signals import stop_on_signals
 

@@ -1,4 +1,5 @@
-"""What BatchNorm does differently in train and eval mode, measured without changing training.
+"""What BatchNorm does differently in train and eval mode, measured without changing training;
+and the evaluation of a split in either mode (``evaluate``).
 
 In train mode a BatchNorm layer normalises with the statistics of the current batch and
 updates its running averages; in eval mode it normalises with those running averages.
@@ -18,13 +19,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+# torch's BatchNorm classes (normbench's Batch Renorm and ghost-batch layers subclass them)
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
-def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
+def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
     """The BatchNorm layers that keep running statistics."""
-    return [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    return [m for m in model.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
 
 
 @contextmanager
@@ -96,3 +100,29 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int, max_b
             m.momentum = momentum
             m.num_batches_tracked.copy_(n)
     return n_batches
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split, batch_size: int, bn_mode: str = "eval") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``split``, dropout off; the model's modes are restored.
+
+    ``bn_mode="eval"``: BatchNorm uses its running statistics (the usual evaluation).
+    ``bn_mode="train"``: BatchNorm normalises each batch of ``batch_size`` with that batch's
+    statistics, as in training, and its running statistics are left alone. Every sample is
+    counted once and every batch statistic is over ``batch_size`` samples, as in training:
+    the last, incomplete batch is topped up with the samples before it, whose predictions
+    were counted already (the whole split is one batch if it is smaller than one)."""
+    n = len(split)
+    train_mode = bn_mode == "train"
+    modes = bn_in_train_mode(model) if train_mode else eval_mode(model)
+    loss = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
+    with modes:
+        for i in range(0, n, batch_size):
+            j = min(i + batch_size, n)
+            start = max(0, j - batch_size) if train_mode else i  # (j - start) == batch_size in train mode
+            logits = model(split.x[start:j])[i - start:]
+            y = split.y[i:j]
+            loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    return loss.item() / n, correct.item() / n

@@ -14,7 +14,8 @@ from .rundir import CHECKPOINT, atomic_write
 
 CHECKPOINT_KEYS = ("model", "optimizer", "step", "epoch", "rng", "config")
 # keys added to the config since a checkpoint may have been made: absent means these values
-ADDED_KEYS = {"amp": "none", "channels_last": False, "compile": False, "threads": None, "jobs_per_gpu": 1}
+ADDED_KEYS = {"amp": "none", "channels_last": False, "compile": False, "threads": None, "jobs_per_gpu": 1,
+              "probe_landscape": False}
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:

@@ -13,13 +13,12 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import Interrupted, NothingToDo, Refused, RunFailed, SweepFailed, UsageError
+from .errors import Ended, Interrupted, NothingToDo, RunFailed, SweepFailed, UsageError
 
 # outcome -> exit status (the README's table); anything else a user typed that Hydra or
 # OmegaConf refuses is bad input too (2)
 EXIT_CODES: dict[type, Callable[[BaseException], int]] = {
     UsageError: lambda e: 2,
-    Refused: lambda e: 2,  # a UsageError from before Hydra writes anything
     RunFailed: lambda e: 1,
     SweepFailed: lambda e: 128 + e.signum if e.signum else 1,
     Interrupted: lambda e: 128 + e.signum,  # 130 after Ctrl-C, 143 after SIGTERM
@@ -59,6 +58,8 @@ def _train(args: list[str]) -> int:
         os.environ["HYDRA_FULL_ERROR"] = "1"
         try:
             task()
+        except Ended as e:  # a single run's outcome, carried past Hydra (errors.Ended)
+            raise e.error from None
         finally:
             if not user_asked:
                 del os.environ["HYDRA_FULL_ERROR"]
@@ -70,11 +71,27 @@ def _train(args: list[str]) -> int:
         if isinstance(e, SweepFailed) and not e.signum:
             print(f"normbench: error: {e}", file=sys.stderr)
         return exit_code(e)
-    except (UsageError, Refused, RunFailed, HydraException, OmegaConfBaseException) as e:
+    except (UsageError, RunFailed, HydraException, OmegaConfBaseException) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for Hydra's full tracebacks
             raise
         print(f"normbench: error: {_one_line(e)}", file=sys.stderr)
         return exit_code(e)
+    except Exception as e:  # a bug: one line here, the traceback in a file
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        return _unexpected(e)
+
+
+def _unexpected(e: Exception) -> int:
+    """An error normbench did not expect: one line, and where its traceback is kept."""
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="normbench-traceback-", suffix=".txt", delete=False) as f:
+        traceback.print_exception(e, file=f)
+    print(f"normbench: error: unexpected {type(e).__name__}: {_one_line(e)} (a bug; its traceback: {f.name})",
+          file=sys.stderr)
+    return 1
 
 
 def _one_line(e: BaseException) -> str:
@@ -86,7 +103,7 @@ def _one_line(e: BaseException) -> str:
         option = (e.missing_cfg_file or "").rpartition("/")[2]
         return f"{group}={option} is not an option of {group}; allowed: {', '.join(sorted(e.options))}"
     first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
-    if isinstance(e, (UsageError, Refused, RunFailed)):
+    if isinstance(e, (UsageError, RunFailed)):
         return first
     cause = e.__cause__ or e.__context__
     if cause is not None and str(cause).strip() and str(cause).strip().splitlines()[0] not in first:

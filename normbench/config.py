@@ -33,7 +33,7 @@ class TrainConfig:
     model: Any = MISSING
     """model group: mlp, cnn"""
     norm: Any = MISSING
-    """norm group: see normbench train --help and the README's norm table"""
+    """norm group: bn, brn, ln, rms, in, gn, wn, none (the README's norm table)"""
     data: Any = MISSING
     """data group: digits, blobs, synthetic, mnist, fashion_mnist, cifar10"""
     optim: Any = MISSING
@@ -70,6 +70,9 @@ class TrainConfig:
     evenly spaced points of the run; 0 turns probes off"""
     probe_batch_size: int = MISSING
     """samples in the fixed probe batch (the first of the training split)"""
+    probe_landscape: bool = MISSING
+    """at each probe, the loss and gradient along the gradient on the probe batch (Santurkar et
+    al. 2018): landscape/loss_range, grad_change and beta; 1 + 5 passes of the probe batch each"""
     amp: str = MISSING
     """mixed precision of the training steps: none (float32) or bf16 (torch.autocast with
     bfloat16); evaluation and probes stay in float32"""

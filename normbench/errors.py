@@ -12,12 +12,14 @@ class UsageError(Exception):
     Its message is one line naming the key, the value and what is allowed."""
 
 
-class Refused(BaseException):
-    """A UsageError raised from a Hydra callback (preflight.py): Hydra's callback runner
-    turns any Exception into a warning and goes on, so the refusal travels to the command
-    line as a BaseException, as SystemExit and KeyboardInterrupt do."""
+class Ended(BaseException):
+    """How a single run ended other than by returning (``error``: a UsageError, RunFailed,
+    Interrupted or NothingToDo), on its way from inside Hydra to the command line. Hydra
+    turns an Exception raised in a callback into a warning and goes on, and one raised by
+    the task into an extra "Error executing job" line; a BaseException passes both, as
+    SystemExit and KeyboardInterrupt do."""
 
-    def __init__(self, error: UsageError):
+    def __init__(self, error: Exception):
         super().__init__(str(error))
         self.error = error
 

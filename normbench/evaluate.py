@@ -82,7 +82,7 @@ def evaluate_checkpoint(path: Path, split: str = "val", device: str = "auto", da
     from .data import load_data
     from .models import build_model
     from .run import resolve_device
-    from .trainer import evaluate
+    from .batchnorm import evaluate
     from .validate import check_against_data
 
     file = checkpoint_path(path)

@@ -190,6 +190,11 @@ def build_model(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Modul
     blocks, width = MODELS[cfg.model.name].blocks(cfg, input_shape, bias, act_class)
     model = nn.Sequential(OrderedDict([*blocks, ("head", nn.Linear(width, num_classes))]))
     initialise(model, _name(cfg.init))
+    norm = NORMS[cfg.norm.name]
+    if norm.weights is not None:  # the norm changes the hidden layers' weights (weight norm or standardization)
+        for name, block in model.named_children():
+            if name.startswith("block"):
+                norm.weights(block[0], cfg.norm, MODELS[cfg.model.name].kind)
     return model
 
 
@@ -209,9 +214,10 @@ def initialise(model: nn.Module, init: str) -> None:
 
 
 def parameterised_layers(model: nn.Module) -> list[tuple[str, list]]:
-    """(module name, its own parameters) for every module that owns parameters, in order."""
-    return [
-        (name, list(m.parameters(recurse=False)))
-        for name, m in model.named_modules()
-        if any(True for _ in m.parameters(recurse=False))
-    ]
+    """(layer name, its parameters) for every module that owns parameters, in order; the
+    parameters of a parametrization (weight norm's g and v) count as their layer's."""
+    layers: dict[str, list] = {}
+    for name, p in model.named_parameters():
+        owner = name.rpartition(".")[0]
+        layers.setdefault(owner.split(".parametrizations.")[0], []).append(p)
+    return list(layers.items())

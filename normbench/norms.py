@@ -20,10 +20,17 @@ A row (``Norm``) carries:
 | name | vectors (N, C)                                     | maps (N, C, H, W)                                    |
 | ---- | -------------------------------------------------- | ---------------------------------------------------- |
 | bn   | BatchNorm1d: per feature, over the batch           | BatchNorm2d: per channel, over batch and space       |
+| brn  | Batch Renormalization (layers.py), 1d              | Batch Renormalization, 2d                            |
 | ln   | LayerNorm(C): per sample, over features            | GroupNorm(1, C): per sample, over channels and space |
+| rms  | RMSNorm(C): per sample, over features              | RMSNorm2d (layers.py): over channels and space       |
 | in   | -                                                  | InstanceNorm2d: per sample and channel, over space   |
 | gn   | GroupNorm(G, C): per sample, per group of features | GroupNorm(G, C): per sample, per channel group+space |
+| wn   | Identity; weight_norm on each hidden Linear        | Identity; weight_norm on each hidden Conv            |
 | none | Identity                                           | Identity                                             |
+
+``bn`` and ``brn`` take ``norm.ghost_batch`` (ghost batches); ``ln``, ``gn`` and ``none``
+take ``norm.weight_standardization`` on the CNN (a row's ``weights`` hook changes the
+Linear/Conv before the norm: weight normalization, weight standardization).
 
 LayerNorm on maps is ``GroupNorm(1, C)``: LayerNorm's statistics over ``[C, H, W]`` with a
 per-channel scale and shift, so it does not depend on the input size. LayerNorm and
@@ -71,6 +78,20 @@ class BatchNormConfig:
     (weights frozen, dropout off) in place of the running averages; both accuracies are kept"""
     precise_bn_batches: int = MISSING
     """training batches precise BN averages over (all of the training split, if it has fewer)"""
+    ghost_batch: Optional[int] = None
+    """normalise each training batch in ghost batches of this many samples, each with its own
+    statistics (Hoffer et al. 2017); the batch size must be a multiple of it; null: the whole batch"""
+
+
+@dataclass
+class BatchRenormConfig(BatchNormConfig):
+    name: str = "brn"
+    r_max: float = MISSING
+    """the largest correction r = sigma_batch / sigma_running (and 1 / r_max the smallest), after the warm-up"""
+    d_max: float = MISSING
+    """the largest correction |d| = |mu_batch - mu_running| / sigma_running, after the warm-up"""
+    warmup_steps: int = MISSING
+    """training batches over which r_max grows from 1 and d_max from 0 (BatchNorm) to their values"""
 
 
 @dataclass
@@ -78,6 +99,16 @@ class LayerNormConfig:
     name: str = "ln"
     eps: float = MISSING
     affine: bool = MISSING
+    weight_standardization: bool = MISSING
+    """CNN only: each conv filter standardized (zero mean, unit variance) in every forward pass (Qiao et al. 2019)"""
+
+
+@dataclass
+class RMSNormConfig:
+    name: str = "rms"
+    eps: float = MISSING
+    affine: bool = MISSING
+    """learn a per-feature (per-channel) scale"""
 
 
 @dataclass
@@ -94,11 +125,20 @@ class GroupNormConfig:
     """number of groups; must divide the width (MLP) or every channel count (CNN)"""
     eps: float = MISSING
     affine: bool = MISSING
+    weight_standardization: bool = MISSING
+    """CNN only: each conv filter standardized (zero mean, unit variance) in every forward pass (Qiao et al. 2019)"""
 
 
 @dataclass
 class NoNormConfig:
     name: str = "none"
+    weight_standardization: bool = MISSING
+    """CNN only: each conv filter standardized (zero mean, unit variance) in every forward pass (Qiao et al. 2019)"""
+
+
+@dataclass
+class WeightNormConfig:
+    name: str = "wn"
 
 
 # --- constraints beyond the types ---------------------------------------------------------
@@ -128,9 +168,11 @@ def _check_groups(norm, widths: list[int], kind: str, what: str) -> None:
 
 
 def _check_layer(norm, widths: list[int], kind: str, what: str) -> None:
-    """LayerNorm on vectors: at least two features (one feature normalised alone is 0)."""
+    """LayerNorm (RMSNorm) on vectors: at least two features (one feature normalised alone
+    is always 0, or +-1)."""
     if kind == "vector" and min(widths) < 2:
-        raise UsageError(f"{what} with norm=ln normalises single features, which makes every output 0; "
+        result = "every output 0" if norm.name == "ln" else "every output +-1"
+        raise UsageError(f"{what} with norm={norm.name} normalises single features, which makes {result}; "
                          f"allowed: at least 2 features per group (width / groups >= 2)")
 
 
@@ -138,6 +180,32 @@ def _check_batchnorm(norm, widths: list[int], kind: str, what: str) -> None:
     if not isinstance(norm.precise_bn_batches, int) or norm.precise_bn_batches < 1:
         raise UsageError(f"norm.precise_bn_batches={norm.precise_bn_batches} is not allowed; "
                          f"allowed: an integer >= 1")
+
+
+def _check_renorm(norm, widths: list[int], kind: str, what: str) -> None:
+    _check_batchnorm(norm, widths, kind, what)
+    for key, lo in (("r_max", 1), ("d_max", 0), ("warmup_steps", 0)):
+        value = norm[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lo or value == float("inf"):
+            raise UsageError(f"norm.{key}={value} is not allowed; allowed: a finite number >= {lo}")
+
+
+# --- what a norm does to the weights of the layer before it ------------------------------
+
+
+def _weight_norm(layer, norm, kind: str):
+    from .layers import weight_normalize
+
+    return weight_normalize(layer)
+
+
+def _standardized(layer, norm, kind: str):
+    """Weight standardization of a conv layer's filters, when asked for (CNN only)."""
+    if norm.get("weight_standardization", False) and kind == "maps":
+        from .layers import standardize_weights
+
+        return standardize_weights(layer)
+    return layer
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -154,6 +222,7 @@ class Norm:
     ignores: tuple[str, ...] = ()
     check: Optional[Callable[[Any, list[int], str, str], None]] = None  # (norm cfg, widths, kind, what)
     min_batch: int = 1
+    weights: Optional[Callable[[Any, Any, str], Any]] = None  # (hidden Linear/Conv, norm cfg, kind) -> the layer
 
     def build(self, kind: str) -> Optional[Builder]:
         return self.vectors if kind == "vector" else self.maps
@@ -163,18 +232,54 @@ def _group(c: int, cfg) -> nn.Module:
     return _nn().GroupNorm(cfg.groups, c, eps=cfg.eps, affine=cfg.affine)
 
 
+def _batchnorm(kind: str) -> Builder:
+    def build(c: int, cfg) -> nn.Module:
+        options = dict(eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine)
+        if cfg.get("ghost_batch"):
+            from .layers import GhostBatchNorm1d, GhostBatchNorm2d
+
+            return (GhostBatchNorm1d if kind == "vector" else GhostBatchNorm2d)(c, cfg.ghost_batch, **options)
+        return (_nn().BatchNorm1d if kind == "vector" else _nn().BatchNorm2d)(c, **options)
+    return build
+
+
+def _renorm(kind: str) -> Builder:
+    def build(c: int, cfg) -> nn.Module:
+        from .layers import BatchRenorm1d, BatchRenorm2d
+
+        return (BatchRenorm1d if kind == "vector" else BatchRenorm2d)(
+            c, r_max=cfg.r_max, d_max=cfg.d_max, warmup_steps=cfg.warmup_steps, ghost_batch=cfg.get("ghost_batch"),
+            eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine)
+    return build
+
+
+def _rms_maps(c: int, cfg) -> nn.Module:
+    from .layers import RMSNorm2d
+
+    return RMSNorm2d(c, eps=cfg.eps, affine=cfg.affine)
+
+
 NORMS: dict[str, Norm] = {
     "bn": Norm(
-        "BatchNorm", "per feature (channel), over the batch (and space); running statistics in eval mode",
-        BatchNormConfig,
-        vectors=lambda c, cfg: _nn().BatchNorm1d(c, eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine),
-        maps=lambda c, cfg: _nn().BatchNorm2d(c, eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine),
+        "BatchNorm", "per feature (channel), over the batch (and space); running statistics in eval mode; "
+        "norm.ghost_batch: ghost batches", BatchNormConfig, vectors=_batchnorm("vector"), maps=_batchnorm("maps"),
         cancels_bias=True, check=_check_batchnorm, min_batch=2,
+    ),
+    "brn": Norm(
+        "Batch Renormalization", "BatchNorm corrected by r and d against the running statistics in training "
+        "(Ioffe 2017), with a warm-up; eval mode as BatchNorm's", BatchRenormConfig,
+        vectors=_renorm("vector"), maps=_renorm("maps"), cancels_bias=True, check=_check_renorm, min_batch=2,
     ),
     "ln": Norm(
         "LayerNorm", "per sample, over all its features (channels and space)", LayerNormConfig,
         vectors=lambda c, cfg: _nn().LayerNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine),
         maps=lambda c, cfg: _nn().GroupNorm(1, c, eps=cfg.eps, affine=cfg.affine),
+        cancels_bias=False, check=_check_layer, weights=_standardized,
+    ),
+    "rms": Norm(
+        "RMSNorm", "per sample, divided by the root mean square of its features (channels and space), no mean "
+        "subtracted", RMSNormConfig,
+        vectors=lambda c, cfg: _nn().RMSNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine), maps=_rms_maps,
         cancels_bias=False, check=_check_layer,
     ),
     "in": Norm(
@@ -183,10 +288,14 @@ NORMS: dict[str, Norm] = {
         cancels_bias=True,
     ),
     "gn": Norm("GroupNorm", "per sample, over groups of norm.groups channels (and space)", GroupNormConfig,
-               vectors=_group, maps=_group, cancels_bias=False, check=_check_groups),
+               vectors=_group, maps=_group, cancels_bias=False, check=_check_groups, weights=_standardized),
+    "wn": Norm("weight normalization", "no activation norm: each hidden Linear/Conv's weight as g * v / ||v|| "
+               "(Salimans and Kingma 2016)", WeightNormConfig, vectors=lambda c, cfg: _nn().Identity(),
+               maps=lambda c, cfg: _nn().Identity(), cancels_bias=False, ignores=("placement",),
+               weights=_weight_norm),
     "none": Norm("no normalization", "an identity in the norm's place (placement has no effect)", NoNormConfig,
                  vectors=lambda c, cfg: _nn().Identity(), maps=lambda c, cfg: _nn().Identity(), cancels_bias=False,
-                 ignores=("placement",)),
+                 ignores=("placement",), weights=_standardized),
 }
 
 

@@ -24,3 +24,11 @@ def merge(saved: Iterable[str], args: Sequence[str]) -> list[str]:
         else:
             rest.append(a)
     return [*rest, *merged.values()]
+
+
+def quoted(value: object) -> str:
+    """``value`` as one quoted Hydra override value, whatever it holds (a run directory
+    named ``10-00-00_epochs=30,dropout=0.3`` holds ``=`` and ``,``, which Hydra would read
+    as syntax): backslashes and quotes escaped, and ``${`` too (no interpolation)."""
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${")
+    return f"'{text}'"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .errors import Refused, UsageError
+from .errors import Ended, UsageError
 from .rundir import DirectoryLock, holds_a_run, shown, usable_dir
 from .validate import check_config
 
@@ -26,16 +26,17 @@ class Preflight(Callback):
         try:
             self._check(config)
         except UsageError as e:  # Hydra would turn an Exception raised here into a warning
-            raise Refused(e) from None
+            raise Ended(e) from None
 
     def _check(self, config: DictConfig) -> None:
         check_config(config)
         existed = _exists(config.hydra.run.dir)
         run_dir = usable_dir("hydra.run.dir", config.hydra.run.dir)
+        self.lock = DirectoryLock(run_dir, "run directory")  # first: a run writing there now is the reason
         if existed and holds_a_run(run_dir) and not config.resume:
+            self.lock.discard()
             raise UsageError(f"hydra.run.dir={shown(run_dir)} holds a run already (summary.json, metrics.csv or "
                              f"checkpoint.pt); allowed: a new directory, or resume={shown(run_dir)} to continue it")
-        self.lock = DirectoryLock(run_dir, "run directory")
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
         if self.lock is not None:

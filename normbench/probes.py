@@ -1,10 +1,8 @@
 """What is measured inside the network: gradients and updates per layer, and what each
 norm layer does to the values passing through it.
 
-Gradient norms (every ``log_every`` steps) and update-to-weight ratios (every
-``probe_every`` steps) are computed on the training step itself with PyTorch's fused
-multi-tensor ops (``torch._foreach_norm``: one call over all parameters, no Python loop
-per parameter).
+Gradient norms and update-to-weight ratios are in ``gradients.py``; the loss landscape
+along the gradient (``probe_landscape=true``) in ``landscape.py``.
 
 Everything else is measured on a fixed probe batch (the first ``probe_batch_size``
 samples of the training split, the same every time) every ``probe_every`` steps and at
@@ -35,12 +33,11 @@ from typing import Optional
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from .batchnorm import eval_mode, frozen_bn_buffers, restored_modes
-from .models import parameterised_layers
+from .batchnorm import BATCH_NORMS, eval_mode, frozen_bn_buffers, restored_modes
 
 BINS = 30
+HISTOGRAM_VALUES = 2**15  # values a histogram of activations counts at most (a fixed uniform subset beyond)
 SATURATED = {nn.Sigmoid: lambda a: (a < 0.01) | (a > 0.99), nn.Tanh: lambda a: a.abs() > 0.99}
 
 
@@ -146,59 +143,6 @@ def robust(ratios: torch.Tensor, quiet: torch.Tensor) -> torch.Tensor:
     return ratios.masked_fill(quiet, float("nan")).nanmedian(dim=1).values
 
 
-class _PerLayer:
-    """Parameters grouped by the layer that owns them, for per-layer norms in one fused call."""
-
-    def __init__(self, model: nn.Module):
-        layers = parameterised_layers(model)
-        self.layer_names = [name for name, _ in layers]
-        self.params = [p for _, ps in layers for p in ps]
-        self.layer_of = torch.tensor([i for i, (_, ps) in enumerate(layers) for _ in ps])
-
-    def _squared(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        """(layers,) sum of squares of ``tensors`` (one per parameter) per layer."""
-        norms = torch.stack(torch._foreach_norm(tensors))
-        if self.layer_of.device != norms.device:
-            self.layer_of = self.layer_of.to(norms.device)
-        sq = torch.zeros(len(self.layer_names), device=norms.device, dtype=norms.dtype)
-        return sq.index_add_(0, self.layer_of, norms.square())
-
-
-class GradNorms(_PerLayer):
-    """L2 norm of the gradient of every parameterised layer and of all of them."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__(model)
-        self.tags = [f"grad_norm/{name}" for name in self.layer_names] + ["grad_norm/total"]
-
-    def __call__(self) -> torch.Tensor:
-        """(layers + 1,) norms on the parameters' device; the last entry is the total."""
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        sq = self._squared(grads)
-        return torch.cat([sq, sq.sum().reshape(1)]).sqrt()
-
-
-class UpdateRatios(_PerLayer):
-    """||step|| / ||parameters|| per layer: ``snapshot()`` before ``optimizer.step()``,
-    call after it."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__(model)
-        self.tags = [f"update_ratio/{name}" for name in self.layer_names]
-        self._before: Optional[list[torch.Tensor]] = None
-
-    @torch.no_grad()
-    def snapshot(self) -> None:
-        self._before = torch._foreach_mul(self.params, 1.0)  # copies, in one fused call
-
-    @torch.no_grad()
-    def __call__(self) -> torch.Tensor:
-        assert self._before is not None, "snapshot() before the optimizer step"
-        step = torch._foreach_sub(self.params, self._before)
-        self._before = None
-        return (self._squared(step) / self._squared(self.params)).sqrt()
-
-
 def hidden_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, block) of every hidden block, the ones with a ``norm`` place."""
     return [(name, m) for name, m in model.named_children() if hasattr(m, "norm") and hasattr(m, "act")]
@@ -209,9 +153,14 @@ class Probes:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, seed: int = 0, bins: int = BINS):
         self.model, self.x, self.bins = model, x, bins
+        self._subsets: dict[int, torch.Tensor] = {}  # row length -> the positions histograms count
         self.blocks = hidden_blocks(model)
+        # weight normalization's magnitudes g (one per output unit) of each hidden layer
+        self.weight_norms = [(name, b[0].parametrizations.weight.original0) for name, b in self.blocks
+                             if hasattr(getattr(b[0], "parametrizations", None), "weight")
+                             and hasattr(b[0].parametrizations.weight, "original0")]
         self.bn_blocks = [(name, b.norm) for name, b in self.blocks
-                          if isinstance(b.norm, _BatchNorm) and b.norm.track_running_stats]
+                          if isinstance(b.norm, BATCH_NORMS) and b.norm.track_running_stats]
         dev = x.device
         self._cuda = None if dev.type != "cuda" else dev.index if dev.index is not None else torch.cuda.current_device()
         # the RNG states manual_seed(seed) gives, made once: manual_seed itself seeds every
@@ -222,7 +171,7 @@ class Probes:
                             None if self._cuda is None else torch.cuda.get_rng_state(self._cuda))
 
     @contextmanager
-    def _seeded_rng(self):
+    def seeded_rng(self):
         """The RNG as manual_seed(seed) leaves it, and as it was again afterwards."""
         cpu, cuda = torch.get_rng_state(), None if self._cuda is None else torch.cuda.get_rng_state(self._cuda)
         torch.set_rng_state(self._seeded[0])
@@ -234,6 +183,18 @@ class Probes:
             torch.set_rng_state(cpu)
             if cuda is not None:
                 torch.cuda.set_rng_state(cuda, self._cuda)
+
+    def _sample(self, rows: torch.Tensor) -> torch.Tensor:
+        """(k, n) values -> at most HISTOGRAM_VALUES of each row, the same fixed random subset
+        of positions at every probe (a uniform sample: a strided one would pick the same
+        pixel of every map). The MLP's 256 x 128 values are all kept."""
+        n = rows.shape[1]
+        if n <= HISTOGRAM_VALUES:
+            return rows
+        if n not in self._subsets:
+            g = torch.Generator().manual_seed(n)
+            self._subsets[n] = torch.randperm(n, generator=g)[:HISTOGRAM_VALUES].sort().values.to(rows.device)
+        return rows[:, self._subsets[n]]
 
     def _capture(self, modules: dict[str, nn.Module]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """One forward pass of the probe batch; the input and output of each named module."""
@@ -251,7 +212,7 @@ class Probes:
     def measure(self) -> dict:
         """{tag: float or Histogram} from one train-mode pass of the probe batch."""
         modules = {f"{n}.{part}": getattr(b, part) for n, b in self.blocks for part in ("norm", "act")}
-        with restored_modes(self.model), frozen_bn_buffers(self.model), self._seeded_rng():
+        with restored_modes(self.model), frozen_bn_buffers(self.model), self.seeded_rng():
             self.model.train()  # as training sees it, with the same dropout masks at every probe
             seen = self._capture(modules)
 
@@ -265,7 +226,7 @@ class Probes:
             fmean, fvar = feature_stats(stack)
             n = stack[0].numel() // stack.shape[2]
             scalars.append(([f"{k}/{stat}" for k in keys for stat in ACT_STATS], act_stats(fmean, fvar, n).flatten()))
-            hists += [(keys, stack.flatten(1)), ([f"{k}/feature_var" for k in keys], fvar)]
+            hists += [(keys, self._sample(stack.flatten(1))), ([f"{k}/feature_var" for k in keys], fvar)]
             batch_stats.update({entries[i][0]: (fmean[j], fvar[j]) for j, i in enumerate(idx)
                                 if entries[i][1] == "pre_norm"})
 
@@ -284,6 +245,7 @@ class Probes:
                   for label, p in (("gamma", getattr(block.norm, "weight", None)),
                                    ("beta", getattr(block.norm, "bias", None)))
                   if isinstance(p, torch.Tensor)]
+        params += [(f"wn/{name}/g", g.flatten()) for name, g in self.weight_norms]
         for idx, stack in _by_shape([p.detach() for _, p in params]):
             keys = [params[i][0] for i in idx]
             scalars.append(([f"{k}_{stat}" for k in keys for stat in ("mean", "std")],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .checkpoint import load_checkpoint
 from .errors import NothingToDo, UsageError
-from .overrides import OFF, key, merge
+from .overrides import OFF, key, merge, quoted
 from .rundir import CHECKPOINT, SUMMARY, flat
 
 log = logging.getLogger("normbench")
@@ -44,7 +44,7 @@ def run_args(args: list[str]) -> list[str]:
     source = f"resume={value}: .hydra/overrides.yaml"
     saved = [o for o in trust.check_overrides(trust.read_overrides(overrides, source), source) if key(o) != "resume"]
     rest = [a for a in args if key(a) != "resume"]
-    return [*merge(saved, rest), f"resume={run_dir.resolve()}", f"hydra.run.dir={run_dir.resolve()}"]
+    return [*merge(saved, rest), f"resume={quoted(run_dir.resolve())}", f"hydra.run.dir={quoted(run_dir.resolve())}"]
 
 
 def checkpoint_to_resume(run: Path, cfg, config: dict) -> dict | None:

@@ -29,7 +29,8 @@ from typing import Optional
 from . import __version__
 from .checkpoint import save_checkpoint
 from .errors import NothingToDo, RunFailed, UsageError
-from .rundir import CHECKPOINT, HISTOGRAMS, METRICS, Summary, shown, summary_or_none, write_summary
+from .rundir import (CHECKPOINT, HISTOGRAMS, METRICS, Summary, clear_attempt, shown, summary_or_none,
+                     write_summary)
 from .signals import Stop
 from .validate import check_against_data
 
@@ -157,6 +158,8 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
         model = build_model(cfg, data.input_shape, data.num_classes).to(prepared.device)
         summary.num_params = sum(p.numel() for p in model.parameters())
         trainer = Trainer(model, data, cfg, stop)
+        if place.resume_from is not None and prepared.checkpoint is None:  # stopped before its first checkpoint
+            clear_attempt(run_dir)
         resume_step = _resume(trainer, prepared.checkpoint, run_dir)
         log.info("model:\n%s", model)
         log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
@@ -184,6 +187,8 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
                 sinks.log(trainer.step, trainer.epoch, summary_scalars(outcome_fields(outcome, cfg.batch_size)))
             tensorboard.write(session(summary.config, summary.started_at, outcome.status))
         return outcome, trainer, None
+    except UsageError:  # a checkpoint that does not fit: refused, the run directory left as it was
+        raise
     except Exception as e:  # recorded, never silently dropped
         summary.error = f"{type(e).__name__}: {e}"
         log.error("run failed at step %d:\n%s", trainer.step if trainer else 0, traceback.format_exc())
@@ -196,7 +201,12 @@ def _resume(trainer, checkpoint: Optional[dict], run_dir: Path) -> Optional[int]
         return None
     for stale in run_dir.glob(".*.tmp"):  # a write that a killed process left unfinished
         stale.unlink()
-    trainer.load_state_dict(checkpoint)
+    try:
+        trainer.load_state_dict(checkpoint)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(":")
+        raise UsageError(f"resume={run_dir}: its {CHECKPOINT} does not fit the run its config describes "
+                         f"({type(e).__name__}: {first}); allowed: the checkpoint the run wrote") from e
     log.info("resumed from %s at step %d (epoch %d, step %d of it)", run_dir / CHECKPOINT, trainer.step,
              trainer.epoch + 1, trainer.position)
     return trainer.step
@@ -222,6 +232,7 @@ def outcome_fields(o, batch_size: int) -> dict:
         "final_val_acc_running_stats": running,
         "precise_bn_gain": None if running is None else o.final["val/acc"] - running,
         "variance_shift": shifts[""], "variance_shift_precise": shifts["_precise"],
+        **{f"landscape_{tag.split('/')[1]}": total / o.landscape_probes for tag, total in o.landscape.items()},
     }
 
 

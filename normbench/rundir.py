@@ -74,6 +74,9 @@ class Summary:
     precise_bn_gain: Optional[float] = None
     variance_shift: Optional[dict] = None  # {block: ratio} of each BatchNorm
     variance_shift_precise: Optional[dict] = None
+    landscape_loss_range: Optional[float] = None  # probe_landscape=true: each landscape/ tag's mean over the probes
+    landscape_grad_change: Optional[float] = None
+    landscape_beta: Optional[float] = None
     val_samples: Optional[int] = None  # validation samples behind each accuracy
     num_params: Optional[int] = None
     device: Optional[str] = None
@@ -257,7 +260,7 @@ def usable_dir(key: str, value: Any) -> Path:
 
 
 class DirectoryLock:
-    """An exclusive lock on a directory (``flock`` of its ``.lock`` file) held until
+    """An exclusive lock on a directory (``flock`` of its empty ``.lock`` file) held until
     ``release`` or the process ends (the kernel releases it then, ``kill -9`` included):
     one writer per run or sweep directory."""
 
@@ -265,20 +268,22 @@ class DirectoryLock:
         import fcntl
 
         self.path = Path(directory) / LOCK
+        self.created = not self.path.exists()
         self._file = open(self.path, "a+")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._file.seek(0)
-            holder = self._file.read().strip() or "another process"
             self._file.close()
-            raise UsageError(f"{shown(directory)}: another normbench ({holder}) is writing this {what} now; "
-                             f"allowed: one at a time (wait for it, or use another directory)") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(f"pid {os.getpid()}")
-        self._file.flush()
+            raise UsageError(f"{shown(directory)}: another normbench is writing this {what} now; allowed: one at a "
+                             f"time (wait for it, or use another directory)") from None
 
     def release(self) -> None:
         if not self._file.closed:
             self._file.close()  # closing the descriptor releases the lock
+
+    def discard(self) -> None:
+        """Release the lock, and remove its file if taking it made one (a refused run leaves
+        the directory as it found it)."""
+        self.release()
+        if self.created:
+            self.path.unlink(missing_ok=True)

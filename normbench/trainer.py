@@ -42,11 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batchnorm import bn_in_train_mode, eval_mode, recompute_bn_stats
+from .batchnorm import evaluate, recompute_bn_stats
 from .data import Data
 from .datasets import Split
 from .optim import build_optimizer
-from .probes import GradNorms, Probes, UpdateRatios
+from .gradients import GradNorms, UpdateRatios
+from .landscape import Landscape
+from .probes import Probes
 from .signals import Stop
 
 LogFn = Callable[[int, int, dict], None]  # (step, epoch, {tag: value})
@@ -67,6 +69,8 @@ class Outcome:
     diverged_at_step: Optional[int] = None
     train_seconds: float = 0.0  # time in training steps, evaluation and checkpoints excluded
     wall_seconds: float = 0.0
+    landscape: dict = field(default_factory=dict)  # landscape/<tag>: the sum over the probes that measured it
+    landscape_probes: int = 0
 
 
 def probe_interval(probe_every: Optional[int], total_steps: int) -> int:
@@ -74,32 +78,6 @@ def probe_interval(probe_every: Optional[int], total_steps: int) -> int:
     if probe_every is None:
         return max(1, total_steps // 10)
     return probe_every
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int, bn_mode: str = "eval") -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``split``, dropout off; the model's modes are restored.
-
-    ``bn_mode="eval"``: BatchNorm uses its running statistics (the usual evaluation).
-    ``bn_mode="train"``: BatchNorm normalises each batch of ``batch_size`` with that batch's
-    statistics, as in training, and its running statistics are left alone. Every sample is
-    counted once and every batch statistic is over ``batch_size`` samples, as in training:
-    the last, incomplete batch is topped up with the samples before it, whose predictions
-    were counted already (the whole split is one batch if it is smaller than one)."""
-    n = len(split)
-    train_mode = bn_mode == "train"
-    modes = bn_in_train_mode(model) if train_mode else eval_mode(model)
-    loss = torch.zeros((), device=split.x.device)
-    correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
-    with modes:
-        for i in range(0, n, batch_size):
-            j = min(i + batch_size, n)
-            start = max(0, j - batch_size) if train_mode else i  # (j - start) == batch_size in train mode
-            logits = model(split.x[start:j])[i - start:]
-            y = split.y[i:j]
-            loss += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
-    return loss.item() / n, correct.item() / n
 
 
 class Trainer:
@@ -126,6 +104,10 @@ class Trainer:
         self.steps_per_epoch = len(data.train) // cfg.batch_size  # last incomplete batch dropped
         self.probe_every = probe_interval(cfg.probe_every, self.steps_per_epoch * cfg.epochs)
         self.probes = Probes(model, data.train.x[:n_probe], seed=cfg.seed) if self.probe_every > 0 else None
+        self.landscape = None
+        if self.probes is not None and cfg.get("probe_landscape", False):
+            self.landscape = Landscape(model, data.train.x[:n_probe], data.train.y[:n_probe], cfg.lr,
+                                       self.probes.seeded_rng)
         self.shuffle = torch.Generator().manual_seed(cfg.seed)  # CPU: same order on every device
         self.step = 0
         self.epoch = 0  # epochs completed (trained and evaluated)
@@ -199,7 +181,7 @@ class Trainer:
         probes = self.probes
         try:
             if probes is not None and self.step == 0:  # the network as initialised
-                log(0, 0, probes.measure())
+                log(0, 0, self._probe(first=True))
             while self.epoch < cfg.epochs:
                 epoch = self.epoch + 1
                 if self.perm is None:
@@ -241,37 +223,55 @@ class Trainer:
                             return clock.finish("diverged", self.step)
                         out.final.update({k: v for k, v in metrics.items() if k.startswith("train/")})
                     if probing:
-                        ratios = self.update_ratios().tolist()
-                        log(self.step, epoch, {**dict(zip(self.update_ratios.tags, ratios, strict=True)),
-                                               **probes.measure()})
+                        log(self.step, epoch, self._probe())
                 if self.stop.signum:
                     return clock.finish("interrupted", self.step)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # queued steps belong to training time, not evaluation
                 with clock.excluded() as t:
-                    metrics = self.evaluate_now()
-                    log(self.step, epoch, metrics)
-                    val_loss, val_acc = metrics["val/loss"], metrics["val/acc"]
-                    if not math.isfinite(val_loss):
-                        out.diverged_at_step = self.step
+                    if not self._end_epoch(epoch, log, clock.train_seconds(t), after_epoch):
                         return clock.finish("diverged", self.step)
-                    self.epoch, self.perm, self.position = epoch, None, 0
-                    out.final.update(metrics)
-                    out.epochs_completed = epoch
-                    if out.best_val_acc is None or val_acc > out.best_val_acc:
-                        out.best_val_acc, out.best_val_acc_step = val_acc, self.step
-                    if out.best_val_loss is None or val_loss < out.best_val_loss:
-                        out.best_val_loss = val_loss
-                    if out.steps_to_target is None and val_acc >= cfg.target_acc:
-                        out.steps_to_target = self.step
-                        out.seconds_to_target = clock.train_seconds(t)
-                    if after_epoch is not None:
-                        after_epoch(self)
                 window_start += time.perf_counter() - t
         except KeyboardInterrupt:  # a second Ctrl-C, or no handler installed: the state may be mid-step
             self.torn = True
             return clock.finish("interrupted", self.step)
         return clock.finish("completed", self.step)
+
+    def _probe(self, first: bool = False) -> dict:
+        """What a probe step records: the update ratios of the step just taken (none at step
+        0), the probes of the probe batch, and with probe_landscape the loss landscape."""
+        measured = {} if first else dict(zip(self.update_ratios.tags, self.update_ratios().tolist(), strict=True))
+        measured.update(self.probes.measure())
+        if self.landscape is not None:
+            landscape = self.landscape.measure()
+            self.outcome.landscape_probes += 1
+            for tag, value in landscape.items():
+                self.outcome.landscape[tag] = self.outcome.landscape.get(tag, 0.0) + value
+            measured.update(landscape)
+        return measured
+
+    def _end_epoch(self, epoch: int, log: LogFn, train_seconds: float,
+                   after_epoch: Optional[Callable[["Trainer"], None]]) -> bool:
+        """Evaluate, record and checkpoint the epoch just trained; False when it diverged."""
+        out = self.outcome
+        metrics = self.evaluate_now()
+        log(self.step, epoch, metrics)
+        val_loss, val_acc = metrics["val/loss"], metrics["val/acc"]
+        if not math.isfinite(val_loss):
+            out.diverged_at_step = self.step
+            return False
+        self.epoch, self.perm, self.position = epoch, None, 0
+        out.final.update(metrics)
+        out.epochs_completed = epoch
+        if out.best_val_acc is None or val_acc > out.best_val_acc:
+            out.best_val_acc, out.best_val_acc_step = val_acc, self.step
+        if out.best_val_loss is None or val_loss < out.best_val_loss:
+            out.best_val_loss = val_loss
+        if out.steps_to_target is None and val_acc >= self.cfg.target_acc:
+            out.steps_to_target, out.seconds_to_target = self.step, train_seconds
+        if after_epoch is not None:
+            after_epoch(self)
+        return True
 
     def evaluate_now(self) -> dict:
         """The validation metrics of the model as it is now.

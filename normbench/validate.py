@@ -87,6 +87,14 @@ def _check_norm(cfg: DictConfig) -> None:
         number("norm.eps", n.eps, 0, lo_open=True)
     if "momentum" in n and n.momentum is not None:
         number("norm.momentum", n.momentum, 0, 1)
+    if n.get("ghost_batch") is not None:
+        integer("norm.ghost_batch", n.ghost_batch, 2)
+        if cfg.batch_size % n.ghost_batch:
+            fail("norm.ghost_batch", n.ghost_batch, f"a divisor of batch_size={cfg.batch_size} (each training batch "
+                                                    f"is normalised in ghost batches of this many samples)")
+    if n.get("weight_standardization", False) and model.kind != "maps":
+        raise UsageError(f"norm.weight_standardization=true is not allowed with model={cfg.model.name}: it "
+                         f"standardizes convolution filters, and an MLP has none; allowed: model=cnn")
     if spec.check is not None:
         spec.check(n, hidden_widths(cfg.model), model.kind, model.what(cfg.model))
 

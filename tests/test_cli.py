@@ -16,7 +16,7 @@ from conftest import FAST, run_cli, run_dirs
 from datasets_on_disk import write_mnist
 from normbench.data import load_data
 from normbench.models import build_model
-from normbench.trainer import evaluate
+from normbench.batchnorm import evaluate
 
 
 @pytest.fixture(scope="module")

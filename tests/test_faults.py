@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from conftest import normbench_command, run_cli, run_dirs
-from normbench.rundir import CHECKPOINT, save_checkpoint
+from normbench.checkpoint import save_checkpoint
+from normbench.rundir import CHECKPOINT
 from test_trainer import collect, trainer_for
 
 ARGS = ["train", "epochs=30", "dropout=0.3", "progress=false"]  # 660 steps; dropout: the RNG matters too

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from normbench.batchnorm import bn_in_train_mode, recompute_bn_stats
 from normbench.probes import Histogram, histograms
-from normbench.trainer import evaluate
+from normbench.batchnorm import evaluate
 from test_trainer import collect, trainer_for
 
 

@@ -8,7 +8,8 @@ import torch
 from conftest import make_cfg
 from normbench.data import load_data
 from normbench.models import build_model
-from normbench.trainer import Trainer, evaluate
+from normbench.batchnorm import evaluate
+from normbench.trainer import Trainer
 
 
 def trainer_for(*overrides):

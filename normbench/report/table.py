@@ -50,6 +50,9 @@ METRICS = {
     "samples_per_s": Metric("samples/s", True, 0),
     "train_time_s": Metric("train time (s)", False, 2),
     "precise_bn_gain": Metric("precise BN gain", True, 4),
+    "landscape_loss_range": Metric("loss range along the gradient (mean over probes)", False, 4),
+    "landscape_grad_change": Metric("gradient change along the gradient (mean over probes)", False, 4),
+    "landscape_beta": Metric("effective beta-smoothness (mean over probes)", False, 3),
 }
 QUANTITIES = ("final_val_acc", "best_val_acc", "steps_to_target", "seconds_to_target", "final_train_loss",
               "train_eval_gap")

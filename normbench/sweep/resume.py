@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError
-from ..overrides import OFF, key, merge
+from ..overrides import OFF, key, merge, quoted
 from ..rundir import SWEEP_CONFIG, sweeps
 
 HYDRA_SET_HERE = ("hydra.sweep.dir",)
@@ -71,7 +71,7 @@ def sweep_args(args: list[str]) -> list[str]:
     if value.lower() == "true":
         sweep_dir = next((Path(a.split("=", 1)[1]) for a in args if key(a) == "hydra.sweep.dir"), None)
         if sweep_dir is None:
-            args.append(f"hydra.sweep.dir={find_sweep(args)}")
+            args.append(f"hydra.sweep.dir={quoted(find_sweep(args))}")
         elif not (sweep_dir / SWEEP_CONFIG).is_file():
             raise UsageError(f"resume=true: hydra.sweep.dir={sweep_dir} holds no sweep ({SWEEP_CONFIG}); "
                              f"allowed: the directory of an earlier sweep")
@@ -90,4 +90,4 @@ def sweep_args(args: list[str]) -> list[str]:
     if unset:
         print(f"normbench: {source}: its Hydra settings ({' '.join(unset)[:200]}) are not replayed from the "
               f"directory; give them on the command line if the sweep needs them")
-    return [*merge(saved, args), f"hydra.sweep.dir={sweep_dir.resolve()}", "resume=true"]
+    return [*merge(saved, args), f"hydra.sweep.dir={quoted(sweep_dir.resolve())}", "resume=true"]
