@@ -41,6 +41,15 @@ def register() -> None:
         OmegaConf.register_new_resolver("normbench.n_jobs", n_jobs)
     if not OmegaConf.has_resolver("normbench.run_name"):
         OmegaConf.register_new_resolver("normbench.run_name", run_name)
+    if not OmegaConf.has_resolver("normbench.norms"):
+        OmegaConf.register_new_resolver("normbench.norms", norm_lines)
+
+
+def norm_lines() -> str:
+    """``${normbench.norms:}`` in ``train --help``: one line per row of the norm table."""
+    from .norms import NORMS
+
+    return "\n".join(f"    {name:<5} {row.label}: {row.summary}" for name, row in NORMS.items())
 
 
 def run_name(override_dirname: str) -> str:

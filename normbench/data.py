@@ -162,12 +162,6 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
-def gives_images(d) -> bool:
-    """Whether the data config ``d`` gives images (C, H, W) rather than feature vectors."""
-    inputs = DATASETS[d.name].inputs
-    return inputs == "images" or (inputs == "data.shape" and len(d.shape) == 3)
-
-
 @dataclass
 class Data:
     train: "Split"

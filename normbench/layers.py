@@ -105,14 +105,14 @@ class _Renorm(_GhostBatches):
 
 
 class BatchRenorm1d(_Renorm, nn.BatchNorm1d):
-    def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 500,
+    def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 100,
                  ghost_batch: int | None = None, **kwargs):
         super().__init__(num_features, **kwargs)
         self.r_max, self.d_max, self.warmup_steps, self.ghost_batch = r_max, d_max, warmup_steps, ghost_batch
 
 
 class BatchRenorm2d(_Renorm, nn.BatchNorm2d):
-    def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 500,
+    def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 100,
                  ghost_batch: int | None = None, **kwargs):
         super().__init__(num_features, **kwargs)
         self.r_max, self.d_max, self.warmup_steps, self.ghost_batch = r_max, d_max, warmup_steps, ghost_batch

@@ -14,6 +14,8 @@ A row (``Norm``) carries:
   ``norm=none`` an identity sits in the norm's place, so ``placement=pre`` and ``post``
   are the same network: a sweep trains it once per seed and the report makes one group
   of it (``canonical``). Keys of other norms cannot be set with this one anyway;
+- ``same``: the same training written one way, where two settings of the row's own keys
+  mean the same (ghost batches as large as the batch are the batch: ``ghost_batch`` null);
 - ``check``: constraints the types cannot express (``norm.groups`` must divide the widths);
 - ``min_batch``: the smallest training batch it can normalise.
 
@@ -220,6 +222,7 @@ class Norm:
     maps: Optional[Builder]
     cancels_bias: bool
     ignores: tuple[str, ...] = ()
+    same: Optional[Callable[[dict], dict]] = None  # a resolved config -> the same training, written one way
     check: Optional[Callable[[Any, list[int], str, str], None]] = None  # (norm cfg, widths, kind, what)
     min_batch: int = 1
     weights: Optional[Callable[[Any, Any, str], Any]] = None  # (hidden Linear/Conv, norm cfg, kind) -> the layer
@@ -230,6 +233,14 @@ class Norm:
 
 def _group(c: int, cfg) -> nn.Module:
     return _nn().GroupNorm(cfg.groups, c, eps=cfg.eps, affine=cfg.affine)
+
+
+def _whole_batch_ghosts(config: dict) -> dict:
+    """Ghost batches at least as large as the batch are the batch itself."""
+    ghost, batch = config["norm"].get("ghost_batch"), config.get("batch_size")
+    if isinstance(ghost, int) and isinstance(batch, int) and ghost >= batch:
+        return {**config, "norm": {**config["norm"], "ghost_batch": None}}
+    return config
 
 
 def _batchnorm(kind: str) -> Builder:
@@ -261,14 +272,15 @@ def _rms_maps(c: int, cfg) -> nn.Module:
 
 NORMS: dict[str, Norm] = {
     "bn": Norm(
-        "BatchNorm", "per feature (channel), over the batch (and space); running statistics in eval mode; "
-        "norm.ghost_batch: ghost batches", BatchNormConfig, vectors=_batchnorm("vector"), maps=_batchnorm("maps"),
-        cancels_bias=True, check=_check_batchnorm, min_batch=2,
+        "BatchNorm", "per feature (channel), over the batch (and space); running statistics in eval mode",
+        BatchNormConfig, vectors=_batchnorm("vector"), maps=_batchnorm("maps"),
+        cancels_bias=True, check=_check_batchnorm, min_batch=2, same=_whole_batch_ghosts,
     ),
     "brn": Norm(
-        "Batch Renormalization", "BatchNorm corrected by r and d against the running statistics in training "
-        "(Ioffe 2017), with a warm-up; eval mode as BatchNorm's", BatchRenormConfig,
+        "Batch Renormalization", "BatchNorm corrected towards its running statistics in training (Ioffe "
+        "2017)", BatchRenormConfig,
         vectors=_renorm("vector"), maps=_renorm("maps"), cancels_bias=True, check=_check_renorm, min_batch=2,
+        same=_whole_batch_ghosts,
     ),
     "ln": Norm(
         "LayerNorm", "per sample, over all its features (channels and space)", LayerNormConfig,
@@ -277,8 +289,8 @@ NORMS: dict[str, Norm] = {
         cancels_bias=False, check=_check_layer, weights=_standardized,
     ),
     "rms": Norm(
-        "RMSNorm", "per sample, divided by the root mean square of its features (channels and space), no mean "
-        "subtracted", RMSNormConfig,
+        "RMSNorm", "per sample, by the root mean square of its features (channels and space), no mean",
+        RMSNormConfig,
         vectors=lambda c, cfg: _nn().RMSNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine), maps=_rms_maps,
         cancels_bias=False, check=_check_layer,
     ),
@@ -289,8 +301,8 @@ NORMS: dict[str, Norm] = {
     ),
     "gn": Norm("GroupNorm", "per sample, over groups of norm.groups channels (and space)", GroupNormConfig,
                vectors=_group, maps=_group, cancels_bias=False, check=_check_groups, weights=_standardized),
-    "wn": Norm("weight normalization", "no activation norm: each hidden Linear/Conv's weight as g * v / ||v|| "
-               "(Salimans and Kingma 2016)", WeightNormConfig, vectors=lambda c, cfg: _nn().Identity(),
+    "wn": Norm("weight normalization", "each hidden layer's weight as g * v / ||v||; no activation norm",
+               WeightNormConfig, vectors=lambda c, cfg: _nn().Identity(),
                maps=lambda c, cfg: _nn().Identity(), cancels_bias=False, ignores=("placement",),
                weights=_weight_norm),
     "none": Norm("no normalization", "an identity in the norm's place (placement has no effect)", NoNormConfig,
@@ -313,9 +325,12 @@ NOT_APPLICABLE = "n/a"  # the value canonical() gives a setting that cannot chan
 
 def canonical(config: dict) -> dict:
     """A resolved config (nested dict) with every top-level setting its norm ignores set
-    to ``NOT_APPLICABLE``: two configs that are equal after this train the same network in
-    the same way (``norm=none placement=pre`` and ``norm=none placement=post``)."""
+    to ``NOT_APPLICABLE`` and its own settings written one way (``same``): two configs
+    that are equal after this train the same network in the same way (``norm=none
+    placement=pre`` and ``norm=none placement=post``; ``norm.ghost_batch=64`` at
+    ``batch_size=64`` and no ghost batches)."""
     norm = NORMS.get(str((config.get("norm") or {}).get("name")))
-    if norm is None or not norm.ignores:
+    if norm is None:
         return dict(config)
+    config = norm.same(config) if norm.same is not None else dict(config)
     return {k: (NOT_APPLICABLE if k in norm.ignores else v) for k, v in config.items()}

@@ -21,11 +21,10 @@ tensors in channels-last layout once, before training; ``compile`` trains throug
 float32: they share its weights, and their hooks and mode switches would make the
 compiled one recompile.
 
-Each step's loss and logits are kept on the device and reduced and read back only
-every ``log_every`` steps, so the loop neither waits on the device nor runs extra
-kernels each step. At the end of each epoch
-the validation split is evaluated in eval mode and with BatchNorm in train mode
-(``evaluate_now``).
+Each step's loss and logits are kept on the device and read back only every
+``log_every`` steps, so the loop neither waits on the device nor runs extra kernels each
+step. After each epoch the validation split is evaluated in eval mode and with BatchNorm
+in train mode (``evaluate_now``).
 """
 
 from __future__ import annotations

@@ -17,10 +17,14 @@ FAST = ["epochs=2", "progress=false"]
 
 
 def make_cfg(*overrides: str):
-    """The config ``normbench train <overrides>`` would run, composed by Hydra."""
+    """The config ``normbench train <overrides>`` would run, composed by Hydra (initialised
+    once per test process: setting Hydra up is most of a composition's time)."""
+    from hydra.core.global_hydra import GlobalHydra
+
     register()
-    with initialize_config_module(config_module="normbench.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    if not GlobalHydra.instance().is_initialized():
+        initialize_config_module(config_module="normbench.conf", version_base="1.3")
+    return compose(config_name="config", overrides=list(overrides))
 
 
 def normbench_command() -> list[str]:

@@ -11,6 +11,8 @@ from conftest import run_cli, run_dirs
 from datasets_on_disk import write_mnist
 from normbench.rundir import CHECKPOINT
 
+pytestmark = pytest.mark.slow  # end to end: the real command in a subprocess
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

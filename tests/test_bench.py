@@ -1,9 +1,12 @@
 """The benchmark script runs from a checkout and prints its figures (no timing is asserted)."""
 
+import pytest
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # end to end: the real command in a subprocess
 
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 NUM = r"\d+\.\d"

@@ -18,6 +18,8 @@ from normbench.data import load_data
 from normbench.models import build_model
 from normbench.batchnorm import evaluate
 
+pytestmark = pytest.mark.slow  # end to end: the real command in a subprocess
+
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):

@@ -17,6 +17,7 @@ from normbench.checkpoint import save_checkpoint
 from normbench.rundir import CHECKPOINT
 from test_trainer import collect, trainer_for
 
+
 ARGS = ["train", "epochs=30", "dropout=0.3", "progress=false"]  # 660 steps; dropout: the RNG matters too
 COMPARED = ["step", "epoch", "tag", "value"]  # wall_time and perf/ differ between any two runs
 
@@ -59,6 +60,7 @@ def uninterrupted(tmp_path_factory):
     return results(run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_the_run_cleanly_and_resume_gives_the_uninterrupted_numbers(workdir, uninterrupted, signum,
                                                                                  code):
@@ -85,6 +87,7 @@ def test_a_signal_ends_the_run_cleanly_and_resume_gives_the_uninterrupted_number
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_whole_checkpoint_and_a_resumable_run(workdir, uninterrupted):
     proc = start(workdir, *ARGS)
     run_dir = wait_for_step(workdir, 250, proc, file=CHECKPOINT)
@@ -127,6 +130,7 @@ def test_divergence_is_reported_at_the_step_it_happened_with_the_last_finite_met
     assert "train/loss" not in outcome10.final  # no finite window was recorded: nothing to keep
 
 
+@pytest.mark.slow
 def test_evaluate_prints_what_training_recorded(workdir):
     assert run_cli("train", "epochs=3", "progress=false", "dropout=0.2", cwd=workdir).returncode == 0
     (run_dir,) = run_dirs(workdir)
@@ -141,6 +145,7 @@ def test_evaluate_prints_what_training_recorded(workdir):
                                                            f"{s['final_val_acc']:.4f}  (360 samples, eval mode")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_before_the_newer_keys_still_evaluates_and_resumes(workdir):
     # checkpoints made before amp, channels_last, compile, threads and jobs_per_gpu existed lack them
     assert run_cli("train", "epochs=2", "progress=false", cwd=workdir).returncode == 0
@@ -158,6 +163,7 @@ def test_a_checkpoint_from_before_the_newer_keys_still_evaluates_and_resumes(wor
     assert json.loads((run_dir / "summary.json").read_text())["epochs_completed"] == 3
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_would_run_code_is_refused(workdir):
     marker = workdir / "payload-ran"
 

@@ -1,6 +1,7 @@
 """The wheel carries its configs: built from a copy of the source, installed into a new
 virtual environment, run from a directory far from the source tree."""
 
+import pytest
 import json
 import shutil
 import subprocess
@@ -8,6 +9,8 @@ import sys
 import sysconfig
 import zipfile
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # end to end: the real command in a subprocess
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -50,6 +50,7 @@ def test_channels_last_gives_the_numbers_of_the_default_layout():
 
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None and shutil.which("gcc") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
+@pytest.mark.slow  # torch.compile on the CPU: its first steps take seconds
 def test_compile_trains_a_tiny_mlp_and_probes_still_see_every_block():
     out, logged, _ = train("epochs=1", "compile=true", "model.depth=1", "model.width=16", "probe_every=10")
     ref, ref_logged, _ = train("epochs=1", "model.depth=1", "model.width=16", "probe_every=10")
@@ -72,6 +73,7 @@ def test_synthetic_images_are_cifar_shaped_by_default_fixed_and_learnable():
     assert out.status == "completed" and out.final["val/acc"] > 0.5  # chance is 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,expected", [
     (["amp=fp16"], "normbench: error: amp=fp16 is not allowed; allowed: none, bf16 (fp16 would need loss scaling"),
     (["channels_last=true"], "normbench: error: channels_last=true is not allowed with model=mlp: it is a "

@@ -1,6 +1,7 @@
 """What the probes measure inside the network, checked on known cases and against direct
 computations, and that measuring never changes a run's numbers."""
 
+import contextlib
 import math
 
 import numpy as np
@@ -232,3 +233,56 @@ def test_the_probe_batch_is_fixed_and_its_dropout_masks_too():
     a, b = tr.probes.measure(), tr.probes.measure()
     assert torch.equal(torch.get_rng_state(), rng)
     assert a == b and math.isfinite(a["act/block2/pre_norm/std"])
+
+
+def test_the_landscape_probe_measures_along_the_gradient_and_changes_nothing():
+    def run(*overrides):
+        return collect(trainer_for("dropout=0.3", "epochs=3", "probe_every=20", *overrides))
+
+    off, rows_off = run()
+    on, rows_on = run("probe_landscape=true")
+    strip = [(s, k, v) for s, _, m in rows_on for k, v in m.items() if not k.startswith(("landscape/", "perf/"))]
+    assert strip == [(s, k, v) for s, _, m in rows_off for k, v in m.items() if not k.startswith("perf/")]
+    landscape = [m for _, _, m in rows_on if "landscape/beta" in m]
+    assert len(landscape) == len(probe_rows(rows_on)) == 5  # steps 0, 20, 40, 60 and 66
+    for m in landscape:
+        assert m["landscape/loss_range"] >= 0 and m["landscape/grad_change"] > 0 and m["landscape/beta"] > 0
+    assert on.landscape_probes == 5 and on.landscape["landscape/beta"] == pytest.approx(
+        sum(m["landscape/beta"] for m in landscape))
+
+
+def test_the_landscape_probe_is_its_definition():
+    """beta over a quadratic's gradient: for L = 0.5 * a * w^2 the gradient changes by a per
+    unit moved, so beta is a (a direct check of the arithmetic on a one-weight model)."""
+    from normbench.landscape import STEPS, Landscape
+
+    model = torch.nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.5], [-0.5]]))
+    x, y = torch.tensor([[1.0], [2.0]]), torch.tensor([0, 1])
+    before = model.weight.detach().clone()
+    got = Landscape(model, x, y, lr=0.1, seeded_rng=contextlib.nullcontext).measure()
+    assert torch.equal(model.weight, before) and model.weight.grad is None  # nothing changed
+    losses, changes, betas = [], [], []
+    w = before.clone().requires_grad_()
+    loss0 = F.cross_entropy(x @ w.T, y)
+    (g0,) = torch.autograd.grad(loss0, w)
+    losses.append(float(loss0.detach()))
+    for f in STEPS:
+        w1 = (before - f * 0.1 * g0).requires_grad_()
+        loss = F.cross_entropy(x @ w1.T, y)
+        (g,) = torch.autograd.grad(loss, w1)
+        losses.append(float(loss.detach()))
+        changes.append(float((g - g0).norm()))
+        betas.append(changes[-1] / (f * 0.1 * float(g0.norm())))
+    assert got["landscape/loss_range"] == pytest.approx(max(losses) - min(losses), rel=1e-5)
+    assert got["landscape/grad_change"] == pytest.approx(max(changes), rel=1e-5)
+    assert got["landscape/beta"] == pytest.approx(max(betas), rel=1e-5)
+
+
+def test_weight_norm_probes_record_the_magnitudes_g():
+    tr = trainer_for("norm=wn", "model.depth=2")
+    got = tr.probes.measure()
+    g = tr.model.block1.linear.parametrizations.weight.original0.detach().flatten()
+    assert got["wn/block1/g_mean"] == pytest.approx(float(g.mean())) and got["wn/block2/g_std"] > 0
+    assert isinstance(got["wn/block1/g"], Histogram) and got["wn/block1/g"].num == 128

@@ -143,7 +143,7 @@ def test_the_interval_shrinks_with_more_seeds(report, tmp_path):
         sweep = write_sweep(tmp_path / f"s{n}")
         for i in range(n):
             write_run(sweep / str(i), seed=i, final_val_acc=values[i % 3])
-        code, _, err = report(sweep)
+        code, _, err = report(sweep, "--no-pictures")
         assert code == 0, err
         row = pd.read_csv(sweep / "report" / "summary.csv").iloc[0]
         assert row["final val acc mean"] == pytest.approx(0.92)
@@ -180,7 +180,7 @@ def test_baseline_difference_has_the_right_sign_and_says_whether_it_excludes_zer
         for seed, acc in enumerate(values):
             write_run(sweep / f"{norm}{seed}", norm=norm, seed=seed, final_val_acc=acc,
                       final_train_loss={"bn": 0.1, "ln": 0.2, "none": 0.3}[norm] + 0.01 * seed)
-    code, out, err = report(sweep, "--baseline", "norm=ln", "--out", tmp_path / "r")
+    code, out, err = report(sweep, "--baseline", "norm=ln", "--out", tmp_path / "r", "--no-pictures")
     assert code == 0, err
     table = pd.read_csv(tmp_path / "r" / "summary.csv").set_index("norm")
     assert list(table.index) == ["bn", "none", "ln"]  # by mean final val acc, best first
@@ -198,6 +198,7 @@ def test_baseline_difference_has_the_right_sign_and_says_whether_it_excludes_zer
     assert table.loc["none", "Δ final train loss vs baseline"] == pytest.approx(0.2)
     assert table.loc["none", "Δ CI low"] > 0 and table.loc["none", "Δ CI excludes 0"] == "yes"
     assert (tmp_path / "l" / "final_train_loss_per_seed.png").exists()
+    assert not list((tmp_path / "r").glob("*.png")) and "<img" not in (tmp_path / "r" / "report.html").read_text()
 
 
 def test_groups_come_from_the_config_that_varies_not_from_directory_names(report, tmp_path):
@@ -209,18 +210,18 @@ def test_groups_come_from_the_config_that_varies_not_from_directory_names(report
                 # the directory names lie on purpose
                 write_run(sweep / f"norm=ln,placement=x,seed={seed + 7}" / norm / placement, norm=norm, seed=seed,
                           placement=placement, final_val_acc=0.9 + 0.01 * seed)
-    code, out, err = report(sweep, "--baseline", "norm=none placement=pre")
+    code, out, err = report(sweep, "--baseline", "norm=none placement=pre", "--no-pictures")
     assert code == 0, err
     table = pd.read_csv(sweep / "report" / "summary.csv")
     # placement cannot change a network without a norm: norm=none is one group of two seeds
     assert sorted(table.group) == ["norm=bn placement=post", "norm=bn placement=pre", "norm=none"]
     assert (table["seeds (completed)"] == 2).all() and "grouped by: norm, placement" in out
-    code, out, err = report(sweep, "--by", "placement", "--out", tmp_path / "p")
+    code, out, err = report(sweep, "--by", "placement", "--out", tmp_path / "p", "--no-pictures")
     assert code == 0, err
     table = pd.read_csv(tmp_path / "p" / "summary.csv")
     assert sorted(table.group) == ["placement=n/a", "placement=post", "placement=pre"]
     assert (table["seeds (completed)"] == 2).all()
-    code, out, err = report(sweep, "--by", "model.depth,norm", "--out", tmp_path / "d")
+    code, out, err = report(sweep, "--by", "model.depth,norm", "--out", tmp_path / "d", "--no-pictures")
     assert code == 0, err
     assert sorted(pd.read_csv(tmp_path / "d" / "summary.csv").group) == ["model.depth=3 norm=bn",
                                                                           "model.depth=3 norm=none"]
@@ -391,6 +392,7 @@ def real_sweep(tmp_path_factory):
     return cwd, sweep, proc
 
 
+@pytest.mark.slow
 def test_a_real_sweep_end_to_end(real_sweep):
     cwd, sweep, proc = real_sweep
     assert proc.returncode == 0, proc.stderr
@@ -436,6 +438,7 @@ def _browser():
     return webdriver, Service
 
 
+@pytest.mark.slow
 def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_path):
     webdriver, Service = _browser()
     _, sweep, proc = real_sweep
@@ -497,6 +500,7 @@ def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, 
     assert not agg.index.get_level_values("tag").isin(["train/acc"]).any()  # only what is drawn is kept
 
 
+@pytest.mark.slow
 def test_the_report_benchmark_script_runs(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_report.py"
     proc = subprocess.run([sys.executable, str(script), "--runs", "6", "--groups", "2", "--steps", "40", "--keep",

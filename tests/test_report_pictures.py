@@ -23,7 +23,6 @@ def figures(monkeypatch):
     from normbench.report import style
 
     kept = {}
-    original = style.save
 
     def keep(fig, path):
         kept[Path(path).name] = fig
@@ -33,7 +32,30 @@ def figures(monkeypatch):
         monkeypatch.setattr(f"normbench.report.{module}.save", keep)
     yield kept
     style.pyplot().close("all")
-    assert original is style.save
+
+
+@pytest.fixture(scope="module")
+def two_keys(tmp_path_factory):
+    """One report of a sweep over norm x placement (3 seeds), its figures kept:
+    (sweep directory, what it printed, {file: figure})."""
+    from normbench.report import style
+
+    root = tmp_path_factory.mktemp("two_keys")
+    sweep = two_key_sweep(root)
+    kept = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for module in ("plots", "activations"):
+            mp.setattr(f"normbench.report.{module}.save", lambda fig, path: (kept.__setitem__(Path(path).name, fig),
+                                                                          fig.savefig(path)))
+        mp.chdir(root)
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["report", str(sweep)]) == 0
+    yield sweep, out.getvalue(), kept
+    style.pyplot().close("all")
 
 
 def two_key_sweep(root: Path, val_samples: int | None = 360) -> Path:
@@ -89,19 +111,16 @@ def axis_problems(fig) -> list[str]:
     return problems
 
 
-def test_every_picture_has_tick_labels_axis_labels_and_no_overlapping_titles(tmp_path, monkeypatch, capsys,
-                                                                             figures):
-    sweep = two_key_sweep(tmp_path)
-    report(tmp_path, monkeypatch, capsys, sweep)
+def test_every_picture_has_tick_labels_axis_labels_and_no_overlapping_titles(two_keys):
+    _, _, figures = two_keys
     assert set(figures) == {"val_acc.png", "train_loss.png", "grad_norms.png", "final_val_acc_per_seed.png",
                             "activations.png"}
     for name, fig in figures.items():
         assert axis_problems(fig) == [], name
 
 
-def test_curves_stay_where_the_data_is_and_encode_the_settings(tmp_path, monkeypatch, capsys, figures):
-    sweep = two_key_sweep(tmp_path)
-    report(tmp_path, monkeypatch, capsys, sweep)
+def test_curves_stay_where_the_data_is_and_encode_the_settings(two_keys):
+    _, _, figures = two_keys
     (ax,) = [a for a in figures["val_acc.png"].axes if a.get_visible()]
     lo, hi = ax.get_ylim()
     assert 0 <= lo and hi <= 1  # an accuracy: bands clipped to [0, 1], the axis too
@@ -129,9 +148,8 @@ def test_a_third_key_splits_the_curves_into_panels(tmp_path, monkeypatch, capsys
     for norm in ("bn", "ln"):
         for placement in ("pre", "post"):
             for dropout in (0.0, 0.3):
-                for seed in range(2):
-                    write_run(sweep / f"{norm}{placement}{dropout}{seed}", norm=norm, placement=placement,
-                              dropout=dropout, seed=seed, final_val_acc=0.9 + 0.01 * seed)
+                write_run(sweep / f"{norm}{placement}{dropout}", norm=norm, placement=placement, dropout=dropout,
+                          final_val_acc=0.9)
     report(tmp_path, monkeypatch, capsys, sweep)
     panels = [a for a in figures["val_acc.png"].axes if a.get_visible()]
     assert [a.get_title() for a in panels] == ["dropout=0.0", "dropout=0.3"]
@@ -139,9 +157,8 @@ def test_a_third_key_splits_the_curves_into_panels(tmp_path, monkeypatch, capsys
     assert all(axis_problems(f) == [] for f in figures.values())
 
 
-def test_the_table_says_how_sure_each_difference_is(tmp_path, monkeypatch, capsys):
-    sweep = two_key_sweep(tmp_path)
-    out, _ = report(tmp_path, monkeypatch, capsys, sweep)
+def test_the_table_says_how_sure_each_difference_is(two_keys, tmp_path, monkeypatch, capsys):
+    sweep, out, _ = two_keys
     table = pd.read_csv(sweep / "report" / "summary.csv").set_index("group")
     assert list(table.loc[table["Δ method"].notna(), "Δ method"].unique()) == ["Welch"]
     compared = table[table["Δ CI excludes 0"].isin(["yes", "no"])]
@@ -154,8 +171,8 @@ def test_the_table_says_how_sure_each_difference_is(tmp_path, monkeypatch, capsy
     d = table.loc["norm=bn placement=pre", "Δ final val acc vs baseline"]
     assert f"+{d * 360:.1f} of 360" in md or f"+{d * 360:.0f} of 360" in md  # the difference in samples
     assert re.search(r"\| \d+ per group \|", md)
-    report(tmp_path, monkeypatch, capsys, sweep, "--paired")  # the same seeds in every group
-    assert set(pd.read_csv(sweep / "report" / "summary.csv")["Δ method"].dropna()) == {"paired"}
+    report(tmp_path, monkeypatch, capsys, sweep, "--paired", "--out", tmp_path / "paired")  # the same seeds
+    assert set(pd.read_csv(tmp_path / "paired" / "summary.csv")["Δ method"].dropna()) == {"paired"}
 
 
 def test_the_page_lists_shared_settings_versions_and_every_run(tmp_path, monkeypatch, capsys):

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: the real command in a subprocess
+
 HEAVY = ("torch", "torchvision", "pandas", "matplotlib", "sklearn", "scipy", "tensorboard")
 
 

@@ -41,6 +41,7 @@ def results(summaries: dict[str, dict]) -> dict[str, tuple]:
     return {name: tuple(s[k] for k in RESULT_KEYS) for name, s in summaries.items()}
 
 
+@pytest.mark.slow
 def test_a_parallel_sweep_names_each_job_by_what_varies(workdir):
     proc = run_cli("train", "-m", "norm=bn,none", "seed=0,1", "epochs=1", "progress=false", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
@@ -65,6 +66,7 @@ def test_a_parallel_sweep_names_each_job_by_what_varies(workdir):
     assert f"normbench report {shown}" in lines and f"tensorboard --logdir {shown}" in lines
 
 
+@pytest.mark.slow
 def test_failed_and_diverged_jobs_are_recorded_and_the_others_finish(workdir):
     # data=mnist has no files here: that job fails after it started; lr=50 diverges
     proc = run_cli("train", "-m", "data=digits,mnist", "lr=0.05,50", "epochs=2", "progress=false",
@@ -96,6 +98,7 @@ def processes_in(directory: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_bad_input_in_any_job_stops_the_sweep_before_training(workdir):
     proc = _start(workdir, "dropout=0.1,1.5", "epochs=1")
     proc.wait(timeout=120)
@@ -151,6 +154,7 @@ def uninterrupted(tmp_path_factory) -> dict[str, tuple]:
     return results(jobs(the_sweep(workdir)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["ctrl-c", "kill", "kill -9"])
 def test_a_stopped_sweep_resumed_ends_as_an_uninterrupted_one(workdir, uninterrupted, how):
     proc = _start(workdir, *GRID)
@@ -195,6 +199,7 @@ def job_processes(sweep_pid: int) -> list[int]:
     return [p for p in children(sweep_pid) if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
+@pytest.mark.slow
 def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterrupted):
     # kill -9 of one job process takes joblib's whole pool down; the jobs without a result
     # run again in a new pool, continuing from their checkpoints
@@ -215,6 +220,7 @@ def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterr
     assert any("resumed from" in (d / "train.log").read_text() for d in sweep.iterdir() if d.is_dir())
 
 
+@pytest.mark.slow
 def test_resume_refuses_what_is_not_a_sweep(workdir):
     proc = run_cli("train", "-m", "norm=bn,none", "resume=true", cwd=workdir)
     assert proc.returncode == 2
@@ -225,6 +231,7 @@ def test_resume_refuses_what_is_not_a_sweep(workdir):
     assert proc.returncode == 2 and "not a sweep directory: no multirun.yaml in it" in proc.stderr
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_the_sweep_and_a_timed_out_job_resumes_when_requeued(workdir):
     # SLURM sends USR2 before a job's time limit; submitit's local executor does the same
     # (the test sends it once each job has its first checkpoint, not waiting for a real
@@ -258,24 +265,25 @@ def test_submitit_local_runs_the_sweep_and_a_timed_out_job_resumes_when_requeued
 PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
 
 
+@pytest.mark.slow  # every combination composed by Hydra: about 30 s
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_experiment_preset_defines_a_grid_of_valid_runs(name):
     from itertools import product
 
-    from hydra import compose, initialize_config_module
+    from hydra import compose
 
-    from normbench.app import register
+    from conftest import make_cfg
 
-    register()
-    with initialize_config_module(config_module="normbench.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"experiment={name}"], return_hydra_config=True)
-        params = OmegaConf.to_container(cfg.hydra.sweeper.params)
-        assert len(params) >= 2 and str(cfg.hydra.sweep.dir).startswith(f"outputs/multirun/{name}/")
-        grid = [[f"{k}={v}" for v in str(values).split(",")] for k, values in params.items()]
-        assert len(list(product(*grid))) >= 6
-        for combo in product(*grid):
-            check_config(compose(config_name="config", overrides=[f"experiment={name}", *combo]))
-    assert PRESETS == ["batch_size", "bn_sigmoid", "dropout_shift", "init", "lr_stability", "placement"]
+    make_cfg()  # Hydra set up for this process
+    cfg = compose(config_name="config", overrides=[f"experiment={name}"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    assert len(params) >= 2 and str(cfg.hydra.sweep.dir).startswith(f"outputs/multirun/{name}/")
+    grid = [[f"{k}={v}" for v in str(values).split(",")] for k, values in params.items()]
+    assert len(list(product(*grid))) >= 6
+    for combo in product(*grid):
+        check_config(make_cfg(f"experiment={name}", *combo))
+    assert PRESETS == ["batch_size", "bn_sigmoid", "dropout_shift", "init", "lr_stability", "placement", "small_batch",
+                       "smoothness"]
 
 
 def test_job_directories_and_the_keys_that_name_them():

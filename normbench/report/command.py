@@ -62,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output directory; default: <PATH>/report (with several PATHs: their common "
                         "parent's report/)")
+    p.add_argument("--no-pictures", action="store_true",
+                   help="write the tables and the page without pictures (much faster over many runs)")
     p.add_argument("--block", metavar="NAME",
                    help="the block whose activations are pictured before and after its norm layer; "
                         "default: block2 when recorded, else the middle block")
@@ -112,7 +114,8 @@ def run(argv: list[str]) -> int:
     out = args.out or _default_out(paths)
     _make_out(out)
     return _write(out, args, argv, loaded, axes, summary, baseline, facts(loaded, axes, baseline, args.paired),
-                  lambda: draw(prepared, loaded, runs, summary, axes, baseline, args.metric, out))
+                  lambda: [] if args.no_pictures else draw(prepared, loaded, runs, summary, axes, baseline,
+                                                           args.metric, out))
 
 
 def _write(out, args, argv, loaded, axes, summary, baseline, facts_, pictures) -> int:

@@ -56,13 +56,14 @@ def aggregate(metrics: pd.DataFrame, groups: pd.Series, level: float = stats.LEV
     return agg
 
 
-def _panels(n: int, width: float, height: float, extra: float = 0.0):
-    """A figure of ``n`` panels (three to a row), constrained layout (titles never overlap)."""
+def _panels(n: int, width: float, height: float, extra: float = 0.0, constrained: bool = True):
+    """A figure of ``n`` panels (three to a row); a constrained layout unless the caller
+    sets fixed margins."""
     plt = pyplot()
     cols = min(3, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(max(8.0, width * cols), height * rows + extra), dpi=100,
-                             squeeze=False, layout="constrained")
+                             squeeze=False, layout="constrained" if constrained else None)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -120,7 +121,8 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
         return Picture(path.name, title, "Not drawn: no completed run recorded grad_norm/<layer>.", drawn=False)
     shown = groups[:MAX_PANELS]
     layers = sorted(data["tag"].unique())
-    fig, axes = _panels(len(shown), width=4.2, height=3.2, extra=0.8 + 0.25 * -(-len(layers) // 6))
+    legend_height = 0.6 + 0.25 * -(-len(layers) // 6)
+    fig, axes = _panels(len(shown), width=4.2, height=3.3, extra=0.8 + legend_height, constrained=False)
     cmap = pyplot().get_cmap("viridis")
     colors = {t: cmap(i / max(1, len(layers) - 1)) for i, t in enumerate(layers)}
     lo, hi = padded(*limits, log=True)
@@ -135,9 +137,13 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
         ax.set_ylabel("gradient L2 norm (log scale)")
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, [literal(x) for x in labels], fontsize="small", loc="outside lower center",
+    fig.legend(handles, [literal(x) for x in labels], fontsize="small", loc="lower center",
                ncols=min(6, len(layers)), title="layer")
-    fig.suptitle(title + " (geometric mean over seeds)")
+    # fixed margins in inches (a constrained layout of many panels costs most of a second)
+    height = fig.get_figheight()
+    fig.suptitle(title + " (geometric mean over seeds)", y=1 - 0.12 / height, va="top")
+    fig.subplots_adjust(left=0.09, right=0.98, top=1 - 0.75 / height, bottom=(legend_height + 0.65) / height,
+                        hspace=1.0 / 3.3, wspace=0.4)
     save(fig, path)
     more = f" The first {len(shown)} of {len(groups)} groups in table order." if len(groups) > len(shown) else ""
     return Picture(path.name, title, "L2 norm of each layer's gradient (metrics.csv grad_norm/<layer>), geometric "

@@ -96,12 +96,15 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     if not (lo > 0 and hi > lo and math.isfinite(hi)):
         return [lo] if lo > 0 else []
     k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    candidates = []
     for subs, stride in (((1, 2, 5), 1), ((1, 2, 3, 5), 1), ((1, 3), 1), ((1,), 1), ((1,), 2), ((1,), 3), ((1,), 5),
                          ((1,), 10)):
         ticks = [m * 10.0**k for k in range(k0, k1 + 1) if (k - k0) % stride == 0 for m in subs]
-        ticks = [t for t in ticks if lo <= t <= hi]
-        if 2 <= len(ticks) <= 9:
-            return ticks
+        candidates.append([t for t in ticks if lo <= t <= hi])
+    for least in (3, 2):  # the first set with at least three ticks (two will do) and at most nine
+        for ticks in candidates:
+            if least <= len(ticks) <= 9:
+                return ticks
     from matplotlib.ticker import MaxNLocator
 
     return [t for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi]

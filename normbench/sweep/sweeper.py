@@ -32,8 +32,8 @@ from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf, open_dict
 
 from ..errors import SweepFailed, UsageError
-from ..norms import NORMS, canonical
-from ..rundir import SWEEP_CONFIG, DirectoryLock, remove_empty_dirs, shown, summary_or_none, usable_dir
+from ..norms import canonical
+from ..rundir import SWEEP_CONFIG, DirectoryLock, flat, remove_empty_dirs, shown, summary_or_none, usable_dir
 from . import grid
 from .job import STOP_MARKER, request_stop, stop_requested
 from .resources import launcher_kind
@@ -180,14 +180,21 @@ def same_runs(jobs: list[grid.Job], configs: dict) -> tuple[list[grid.Job], dict
         identity = json.dumps({k: v for k, v in canonical(config).items() if k != "resume"}, sort_keys=True,
                               default=str)
         if identity in first:
-            ignored = NORMS[config["norm"]["name"]].ignores if config["norm"]["name"] in NORMS else ()
-            why = (f"{', '.join(ignored)} has no effect with norm={config['norm']['name']}"
-                   if any(k in job.name for k in ignored) else "the same settings")
-            duplicates[job.name] = (first[identity], why)
+            duplicates[job.name] = (first[identity], _why(config))
         else:
             first[identity] = job.name
             unique.append(job)
     return unique, duplicates
+
+
+def _why(config: dict) -> str:
+    """Why a job is the same run as another: the settings that cannot change its network."""
+    same = flat(canonical(config))
+    moot = [k for k, v in flat(config).items() if k in same and same[k] != v]
+    if not moot:
+        return "the same settings"
+    return f"{', '.join(f'{k}={flat(config)[k]}' for k in moot)} has no effect with norm={config['norm']['name']}" + (
+        f" at batch_size={config['batch_size']}" if any(k.startswith("norm.") for k in moot) else "")
 
 
 def _subdir(job: grid.Job) -> str:
