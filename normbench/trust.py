@@ -73,7 +73,7 @@ def check_overrides(overrides: Iterable[Any], source: str, sweep: bool = False) 
             raise _refuse(source, text[:80], "its value is an interpolation, which would be resolved")
         if parsed.is_sweep_override() and not sweep:
             raise _refuse(source, text[:80], "a list of values where a run has one")
-        if NEVER_REPLAYED.get(name) == str(parsed.get_value_element_as_str()).lower():
+        if not parsed.is_sweep_override() and NEVER_REPLAYED.get(name) == parsed.get_value_element_as_str().lower():
             print(f"normbench: {source}: {text} is not replayed from a directory (nothing read from one makes "
                   f"normbench download); give it on the command line to download")
             continue

@@ -127,7 +127,11 @@ def throughput(model: str, device_name: str, args) -> dict:
             rates[name].append(fns[name](cfg, data, device))
     cfg = cfgs["probes on"]
     med = {name: statistics.median(r) for name, r in rates.items()}
-    return {
+    steps = cfg.epochs * (len(data.train) // cfg.batch_size)
+    probes = _probe_count(cfg, len(data.train))
+    per_probe = statistics.median((steps / on - steps / off) / probes * 1000 if probes else float("nan")
+                                  for on, off in zip(rates["probes on"], rates["probes off"], strict=True))
+    return {"probe_ms": per_probe,
         "model": model, "device": str(device), "data": cfg.data.name,
         "input": "x".join(map(str, data.input_shape)), "batch": cfg.batch_size,
         "steps": cfg.epochs * (len(data.train) // cfg.batch_size), "med": med, "rates": rates,
@@ -137,14 +141,20 @@ def throughput(model: str, device_name: str, args) -> dict:
     }
 
 
-def _probes(cfg, n_train: int) -> str:
-    """How often the default probes ran: ``every 22 steps, 11 probes``."""
+def _probe_count(cfg, n_train: int) -> int:
     from normbench.trainer import probe_interval
 
     total = cfg.epochs * (n_train // cfg.batch_size)
     every = probe_interval(cfg.probe_every, total)
-    count = len(range(0, total + 1, every)) + (total % every != 0)
-    return f"every {every} steps and the last ({count} probes; probe_every={cfg.probe_every})"
+    return 0 if every == 0 else len(range(0, total + 1, every)) + (total % every != 0)
+
+
+def _probes(cfg, n_train: int) -> str:
+    """How often the default probes ran: ``every 22 steps and the last (11 probes; ...)``."""
+    from normbench.trainer import probe_interval
+
+    every = probe_interval(cfg.probe_every, cfg.epochs * (n_train // cfg.batch_size))
+    return f"every {every} steps and the last ({_probe_count(cfg, n_train)} probes; probe_every={cfg.probe_every})"
 
 
 BARE_SCRIPT = """\
@@ -247,13 +257,14 @@ def main() -> None:
               f"ratio within a round; probes {r0['probes']}, log_every={r0['log_every']}, "
               f"amp={args.amp}, channels_last={args.channels_last}, compile={args.compile}")
         head = (f"  {'model':<5} {'device':<7} {'data':<9} {'input':<8} {'batch':>5} {'steps':>5} "
-                f"{'bare (a)':>9} {'off (b)':>9} {'on (c)':>9} {'b/a':>6} {'c/a':>6} {'bare samples/s':>15}")
+                f"{'bare (a)':>9} {'off (b)':>9} {'on (c)':>9} {'b/a':>6} {'c/a':>6} {'ms/probe':>8} "
+                f"{'bare samples/s':>15}")
         print(head)
         for r in rows:
             m = r["med"]
             print(f"  {r['model']:<5} {r['device']:<7} {r['data']:<9} {r['input']:<8} {r['batch']:>5} "
                   f"{r['steps']:>5} {m['bare']:9.1f} {m['probes off']:9.1f} {m['probes on']:9.1f} "
-                  f"{r['b/a']:6.3f} {r['c/a']:6.3f} {m['bare'] * r['batch']:15.0f}")
+                  f"{r['b/a']:6.3f} {r['c/a']:6.3f} {r['probe_ms']:8.1f} {m['bare'] * r['batch']:15.0f}")
     if not args.no_startup:
         s = startup(args.startup_repeats)
         print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved rounds (range); "

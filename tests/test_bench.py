@@ -19,7 +19,7 @@ def test_bench_prints_throughput_for_both_models_and_the_start_up_times():
     out = proc.stdout
     assert "probes every 2 steps and the last (12 probes; probe_every=None), log_every=10" in out
     for model in ("mlp", "cnn"):  # model device data input batch steps a b c b/a c/a samples/s
-        row = rf"^  {model} +cpu +digits +1x8x8 +64 +22 +{NUM} +{NUM} +{NUM} +\d\.\d{{3}} +\d\.\d{{3}} +\d+$"
+        row = rf"^  {model} +cpu +digits +1x8x8 +64 +22 +{NUM} +{NUM} +{NUM} +\d\.\d{{3}} +\d\.\d{{3}} +-?{NUM} +\d+$"
         assert re.search(row, out, re.M), out
     for name in ('python -c "import torch"', "bare loop script", "normbench train epochs=1 progress=false"):
         assert re.search(rf"^  {re.escape(name)}.* {NUM}\d s  \({NUM}\d-{NUM}\d\)$", out, re.M), out

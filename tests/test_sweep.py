@@ -355,3 +355,61 @@ def _take(sweep_dir):
     with gpu_slot(sweep_dir, 2, 2, poll_s=0.05) as gpu:
         return gpu
 
+
+
+@pytest.fixture(scope="module")
+def norm_by_placement(tmp_path_factory):
+    """A norm x placement sweep: norm=none is the same network at pre and post."""
+    cwd = tmp_path_factory.mktemp("duplicates")
+    proc = run_cli("train", "-m", "norm=bn,none", "placement=pre,post", "seed=0,1", "epochs=1", "progress=false",
+                   "hydra.sweep.dir=s", cwd=cwd)
+    return cwd, proc
+
+
+@pytest.mark.slow
+def test_a_setting_that_cannot_change_the_network_is_trained_once_and_counted_once(norm_by_placement):
+    cwd, proc = norm_by_placement
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep: 6 completed, 2 duplicates (8 jobs," in proc.stdout
+    for seed in (0, 1):
+        assert (f"duplicate: norm=none,placement=post,seed={seed} is the same run as norm=none,placement=pre,"
+                f"seed={seed}: not trained (placement=post has no effect with norm=none)") in proc.stdout
+    assert sorted(p.name for p in (cwd / "s").iterdir() if p.is_dir()) == [
+        "norm=bn,placement=post,seed=0", "norm=bn,placement=post,seed=1", "norm=bn,placement=pre,seed=0",
+        "norm=bn,placement=pre,seed=1", "norm=none,placement=pre,seed=0", "norm=none,placement=pre,seed=1"]
+    report = run_cli("report", "s", "--baseline", "norm=none", "--no-pictures", cwd=cwd)
+    assert report.returncode == 0, report.stderr
+    import pandas as pd
+
+    table = pd.read_csv(cwd / "s" / "report" / "summary.csv", keep_default_na=False).set_index("group")
+    assert sorted(table.index) == ["norm=bn placement=post", "norm=bn placement=pre", "norm=none"]
+    assert table.loc["norm=none", "seeds (completed)"] == 2 and table.loc["norm=none", "placement"] == "n/a"
+    by_norm = run_cli("report", "s", "--by", "norm", "--out", "by_norm", "--no-pictures", cwd=cwd)
+    assert by_norm.returncode == 0, by_norm.stderr
+    assert pd.read_csv(cwd / "by_norm" / "summary.csv").set_index("group").loc["norm=none", "runs"] == 2
+
+
+@pytest.mark.slow
+def test_the_hparams_tab_opens_on_what_the_sweep_varies(norm_by_placement):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    cwd, proc = norm_by_placement
+    assert proc.returncode == 0, proc.stderr
+    sweep = EventAccumulator(str(cwd / "s"))
+    sweep.Reload()
+    content = sweep.PluginTagToContent("hparams")
+    assert list(content) == ["_hparams_/experiment"]  # one experiment config, the sweep's
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    infos = {h.name: h for h in experiment.hparam_infos}
+    assert [h.name for h in experiment.hparam_infos][:3] == ["norm.name", "placement", "seed"]  # what varies, first
+    assert [v.string_value for v in infos["placement"].domain_discrete.values] == ["n/a", "post", "pre"]
+    assert [v.number_value for v in infos["seed"].domain_discrete.values] == [0, 1]  # integers, discrete
+    assert "norm.momentum" in infos and "model.depth" in infos  # a key only bn has; a constant one
+    assert {m.name.tag for m in experiment.metric_infos} >= {"val/acc", "summary/best_val_acc"}
+    run = EventAccumulator(str(cwd / "s" / "norm=bn,placement=pre,seed=0"))
+    run.Reload()
+    assert "_hparams_/experiment" not in run.PluginTagToContent("hparams")  # each run: its session only
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        run.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["norm.name"].string_value == "bn" and start.hparams["seed"].number_value == 0

@@ -33,23 +33,24 @@ class Metric:
     higher_is_better: bool | None  # None: sorted ascending, no better or worse
     digits: int  # decimals shown
     per_val_sample: bool = False  # an accuracy over the validation split: a difference is also a count of samples
+    bounds: tuple[float, float] = (0.0, np.inf)  # what the number can be: a group's interval is cut to it
 
 
 # summary.json's numbers a report can be about (--metric); the table shows QUANTITIES
 METRICS = {
-    "final_val_acc": Metric("final val acc", True, 4, per_val_sample=True),
-    "best_val_acc": Metric("best val acc", True, 4, per_val_sample=True),
+    "final_val_acc": Metric("final val acc", True, 4, per_val_sample=True, bounds=(0.0, 1.0)),
+    "best_val_acc": Metric("best val acc", True, 4, per_val_sample=True, bounds=(0.0, 1.0)),
     "final_val_loss": Metric("final val loss", False, 4),
     "best_val_loss": Metric("best val loss", False, 4),
     "final_train_loss": Metric("final train loss", False, 4),
-    "final_train_acc": Metric("final train acc", True, 4),
-    "train_eval_gap": Metric("train-eval gap", None, 4),
+    "final_train_acc": Metric("final train acc", True, 4, bounds=(0.0, 1.0)),
+    "train_eval_gap": Metric("train-eval gap", None, 4, bounds=(-1.0, 1.0)),
     "steps_to_target": Metric("steps to target (runs reaching it)", False, 0),
     "seconds_to_target": Metric("seconds to target (runs reaching it)", False, 2),
     "steps_per_s": Metric("steps/s", True, 1),
     "samples_per_s": Metric("samples/s", True, 0),
     "train_time_s": Metric("train time (s)", False, 2),
-    "precise_bn_gain": Metric("precise BN gain", True, 4),
+    "precise_bn_gain": Metric("precise BN gain", True, 4, bounds=(-1.0, 1.0)),
     "landscape_loss_range": Metric("loss range along the gradient (mean over probes)", False, 4),
     "landscape_grad_change": Metric("gradient change along the gradient (mean over probes)", False, 4),
     "landscape_beta": Metric("effective beta-smoothness (mean over probes)", False, 3),
@@ -196,6 +197,7 @@ def summarize(runs: pd.DataFrame, axes: list[str], metric: str, baseline: str | 
         cols = [f"{METRICS[q].label} {s}" for s in ("mean", "std", "CI low", "CI high")]
         values = [stats.mean_ci(by_group.get(g, pd.Series(dtype=float)).to_numpy())[:4] for g in table.index]
         table[cols] = pd.DataFrame(values, index=table.index, columns=cols)
+        table[cols[2:]] = table[cols[2:]].clip(*METRICS[q].bounds)  # the true mean lies there: coverage kept
     table = _differences(table, done, metric, base, paired)
     order = METRICS[metric]
     key = table[f"{order.label} mean"] * (-1 if order.higher_is_better else 1)

@@ -154,9 +154,9 @@ class Sweep:
         """The tally: printed; SweepFailed when a job failed or was interrupted, or the sweep was stopped."""
         stopping = bool(stopped) or stop_requested(sweep_dir)
         outcomes = []
-        for j in jobs:
-            if j.name in duplicates:
-                same_as, why = duplicates[j.name]
+        for i, j in enumerate(jobs):
+            if i in duplicates:
+                same_as, why = duplicates[i]
                 outcomes.append(Outcome(j.name, sweep_dir / j.name, "duplicate", why, same_as))
             else:
                 outcomes.append(outcome(j.name, sweep_dir / j.name, returned.get(j.name), stopping))
@@ -170,17 +170,17 @@ class Sweep:
 
 
 def same_runs(jobs: list[grid.Job], configs: dict) -> tuple[list[grid.Job], dict]:
-    """The jobs to run, and {name of a job that need not run: (the job it repeats, why)}:
+    """The jobs to run, and {position of a job that need not run: (the job it repeats, why)}:
     jobs whose configs are equal once the settings their norm ignores are set aside
     (``norms.canonical``) train the same network in the same way."""
     first: dict[str, str] = {}
     unique, duplicates = [], {}
-    for job in jobs:
+    for i, job in enumerate(jobs):
         config = configs[job.name]
         identity = json.dumps({k: v for k, v in canonical(config).items() if k != "resume"}, sort_keys=True,
                               default=str)
         if identity in first:
-            duplicates[job.name] = (first[identity], _why(config))
+            duplicates[i] = (first[identity], _why(config))
         else:
             first[identity] = job.name
             unique.append(job)
