@@ -117,13 +117,19 @@ def act_stats(fmean: torch.Tensor, fvar: torch.Tensor, per_feature_count: int) -
     return torch.stack([mean, std, fmean.std(1), fvar.mean(1), fvar.std(1)], 1)
 
 
+STACKED = 2**16  # tensors of up to this many values are stacked with those of their shape
+
+
 def _by_shape(tensors: list[torch.Tensor]) -> list[tuple[list[int], torch.Tensor]]:
     """The tensors grouped by shape: (their positions, their stack), so that what is
-    computed per tensor is computed once per shape (few small ops: they dominate here)."""
+    computed per tensor is computed once per shape (few small ops: they dominate here). A
+    large tensor (a CNN's feature maps) is its own group: copying it into a stack would
+    cost more than the ops it saves."""
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(tensors):
-        groups.setdefault(tuple(t.shape), []).append(i)
-    return [(idx, torch.stack([tensors[i] for i in idx])) for idx in groups.values()]
+        groups.setdefault(tuple(t.shape) if t.numel() <= STACKED else (i,), []).append(i)
+    return [(idx, tensors[idx[0]][None] if len(idx) == 1 else torch.stack([tensors[i] for i in idx]))
+            for idx in groups.values()]
 
 
 QUIET = 0.01  # a feature whose probe-batch variance is below this share of its layer's median is "quiet"

@@ -456,7 +456,17 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         driver.set_page_load_timeout(60)
+        driver.set_window_size(1600, 1000)
         driver.get(page.as_uri())
+        # how many lines each cell of the main table takes at 1600 px: its height over one line's
+        lines = driver.execute_script(
+            "const probe = document.createElement('span'); probe.textContent = 'x';"
+            "const cell = document.querySelector('#summary tbody td'); cell.appendChild(probe);"
+            "const line = probe.getBoundingClientRect().height; probe.remove();"
+            "return Array.from(document.querySelectorAll('#summary tbody td'))"
+            ".map(td => (td.getBoundingClientRect().height - 2) / line)")
+        links = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#runs a')).map(a => a.getAttribute('href'))")
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight,"
             " i.getBoundingClientRect().width, i.src.slice(0, 22)])")
@@ -473,6 +483,8 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
         assert src == "data:image/png;base64,", alt
     assert sorted(rows) == ["bn", "none"]
     assert all(name.startswith("data:") for name in resources), resources
+    assert lines and max(lines) < 1.9, lines  # no number wraps onto a second line
+    assert len(links) == 4 and all(link.startswith("../") and link.endswith("/") for link in links)  # each run
     assert title.startswith("normbench report")
 
 
