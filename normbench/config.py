@@ -66,8 +66,8 @@ class TrainConfig:
     """show progress (a bar on a terminal, a line per epoch otherwise)"""
     probe_every: Optional[int] = None
     """measure activations, saturation, scale/shift and BatchNorm statistics on the probe
-    batch every this many steps, at step 0 and at the last step; null (the default): at 10
-    evenly spaced points of the run; 0 turns probes off"""
+    batch every this many steps, at step 0 and at the last step; null (the default): at
+    least 8 evenly spaced probes between those two; 0 turns probes off"""
     probe_batch_size: int = MISSING
     """samples in the fixed probe batch (the first of the training split)"""
     probe_landscape: bool = MISSING

@@ -11,8 +11,8 @@ One step (shapes for the digits MLP, batch B):
     [at each probe step: update-to-weight ratios, probes on the fixed probe batch (probes.py)]
 
 Probe steps: step 0, the last step, and every ``probe_every`` steps between them; with
-``probe_every`` null (the default) every tenth of the run (``probe_interval``), so any run,
-however short, is probed at enough points to draw a curve.
+``probe_every`` null (the default) at least 8 evenly spaced probes between those two
+(``probe_interval``), so any run, however short, is probed at enough points to draw a curve.
 
 Performance options: ``amp=bf16`` runs each step's forward pass (and loss) under
 ``torch.autocast`` with bfloat16; ``channels_last`` puts the CNN's weights and the image
@@ -73,9 +73,10 @@ class Outcome:
 
 
 def probe_interval(probe_every: Optional[int], total_steps: int) -> int:
-    """Steps between probes: ``probe_every``, or a tenth of the run when it is null; 0: off."""
+    """Steps between probes: ``probe_every``, or when it is null the largest interval that
+    puts at least 8 probes between the one at step 0 and the one at the last step; 0: off."""
     if probe_every is None:
-        return max(1, total_steps // 10)
+        return max(1, (total_steps - 1) // 8)
     return probe_every
 
 
