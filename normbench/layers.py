@@ -39,31 +39,28 @@ def chunks(x: torch.Tensor, size: int) -> list[torch.Tensor]:
 
 
 class _GhostBatches:
-    """Normalise a training batch in ghost batches of ``ghost_batch`` samples (None: whole)."""
-    ghost_batch: int | None = None
+    """Normalise a training batch in ghost batches of ``ghost_batch`` samples (None: whole),
+    each with torch's BatchNorm forward (the next class in the method resolution order)."""
+
+    def __init__(self, num_features: int, ghost_batch: int | None = None, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.ghost_batch = ghost_batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and self.ghost_batch and len(x) > self.ghost_batch:
             return torch.cat([self.normalize(c) for c in chunks(x, self.ghost_batch)])
         return self.normalize(x)
 
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)
+
 
 class GhostBatchNorm1d(_GhostBatches, nn.BatchNorm1d):
-    def __init__(self, num_features: int, ghost_batch: int, **kwargs):
-        super().__init__(num_features, **kwargs)
-        self.ghost_batch = ghost_batch
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.BatchNorm1d.forward(self, x)  # torch's BatchNorm, on one ghost batch
+    """BatchNorm1d in ghost batches."""
 
 
 class GhostBatchNorm2d(_GhostBatches, nn.BatchNorm2d):
-    def __init__(self, num_features: int, ghost_batch: int, **kwargs):
-        super().__init__(num_features, **kwargs)
-        self.ghost_batch = ghost_batch
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.BatchNorm2d.forward(self, x)  # torch's BatchNorm, on one ghost batch
+    """BatchNorm2d in ghost batches."""
 
 
 class _Renorm(_GhostBatches):
@@ -79,7 +76,7 @@ class _Renorm(_GhostBatches):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not self.track_running_stats:
-            return nn.BatchNorm1d.forward(self, x)  # torch's BatchNorm forward (shared by 1d and 2d)
+            return super().normalize(x)  # torch's BatchNorm
         dims = [0, *range(2, x.dim())]
         shape = (1, -1) + (1,) * (x.dim() - 2)
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
@@ -107,15 +104,15 @@ class _Renorm(_GhostBatches):
 class BatchRenorm1d(_Renorm, nn.BatchNorm1d):
     def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 100,
                  ghost_batch: int | None = None, **kwargs):
-        super().__init__(num_features, **kwargs)
-        self.r_max, self.d_max, self.warmup_steps, self.ghost_batch = r_max, d_max, warmup_steps, ghost_batch
+        super().__init__(num_features, ghost_batch, **kwargs)
+        self.r_max, self.d_max, self.warmup_steps = r_max, d_max, warmup_steps
 
 
 class BatchRenorm2d(_Renorm, nn.BatchNorm2d):
     def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 100,
                  ghost_batch: int | None = None, **kwargs):
-        super().__init__(num_features, **kwargs)
-        self.r_max, self.d_max, self.warmup_steps, self.ghost_batch = r_max, d_max, warmup_steps, ghost_batch
+        super().__init__(num_features, ghost_batch, **kwargs)
+        self.r_max, self.d_max, self.warmup_steps = r_max, d_max, warmup_steps
 
 
 class RMSNorm2d(nn.Module):

@@ -29,11 +29,10 @@ in train mode (``evaluate_now``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -96,7 +95,7 @@ class Trainer:
         # what the training steps call: the model, or its compiled form (same parameters)
         self.forward = torch.compile(model) if cfg.compile else model
         self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16"
-                         else contextlib.nullcontext())
+                         else nullcontext())
         self.optimizer = build_optimizer(cfg, model.parameters())
         self.grad_norms = GradNorms(model)
         self.update_ratios = UpdateRatios(model)
