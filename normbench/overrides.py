@@ -13,13 +13,33 @@ def key(override: str) -> str:
 OFF = ("null", "false", "none")  # resume=<one of these>: no resume
 
 
+def is_override(arg: str) -> bool:
+    """``key=value`` (with ``+``/``~``), not a flag such as ``--cfg=job``."""
+    return "=" in arg and not arg.startswith("-")
+
+
+def resume_value(args: Sequence[str], allowed: str) -> tuple[str | None, list[str]]:
+    """The value of the last ``resume=`` in ``args`` (None when there is none or it is
+    ``OFF``), and ``args`` without their ``resume=`` overrides. An empty value is refused."""
+    from .errors import UsageError
+
+    given = [a for a in args if is_override(a) and key(a) == "resume"]
+    rest = [a for a in args if a not in given]
+    value = given[-1].split("=", 1)[1] if given else None
+    if value is None or value.lower() in OFF:
+        return None, rest
+    if not value.strip():
+        raise UsageError(f"resume= is empty; allowed: {allowed}")
+    return value, rest
+
+
 def merge(saved: Iterable[str], args: Sequence[str]) -> list[str]:
     """A run's (or sweep's) saved overrides with the overrides in ``args`` replacing those
     of the same key; ``args``' other arguments (flags) first."""
     merged = {key(o): o for o in saved}
     rest = []
     for a in args:
-        if "=" in a and not a.startswith("-"):
+        if is_override(a):
             merged[key(a)] = a
         else:
             rest.append(a)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .checkpoint import load_checkpoint
 from .errors import NothingToDo, UsageError
-from .overrides import OFF, key, merge, quoted
+from .overrides import key, merge, quoted, resume_value
 from .rundir import CHECKPOINT, SUMMARY, flat
 
 log = logging.getLogger("normbench")
@@ -24,26 +24,21 @@ RESUME_MAY_CHANGE = ("epochs", "device", "progress", "resume", "threads", "jobs_
 def run_args(args: list[str]) -> list[str]:
     """The Hydra arguments of ``normbench train resume=<run dir> [overrides]``: the run's
     own overrides, then those given, and Hydra's run directory set to the run's."""
+    allowed = "a run directory (outputs/runs/<date>/<time>)"
+    value, rest = resume_value(args, allowed)
+    if value is None:
+        return rest
     from . import trust
 
-    given = [a for a in args if key(a) == "resume" and "=" in a and not a.startswith("-")]
-    if not given:
-        return args
-    value = given[-1].split("=", 1)[1]
-    if value.lower() in OFF:
-        return args
-    if not value.strip():
-        raise UsageError("resume= is empty; allowed: a run directory (outputs/runs/<date>/<time>)")
     run_dir = Path(value).expanduser()
     if not run_dir.is_dir():
-        raise UsageError(f"resume={value}: no such directory; allowed: a run directory (outputs/runs/<date>/<time>)")
+        raise UsageError(f"resume={value}: no such directory; allowed: {allowed}")
     overrides = run_dir / ".hydra" / "overrides.yaml"
     if not overrides.is_file():
         raise UsageError(f"resume={value}: not a run directory: no .hydra/overrides.yaml in it; allowed: a "
                          f"directory normbench train made")
     source = f"resume={value}: .hydra/overrides.yaml"
     saved = [o for o in trust.check_overrides(trust.read_overrides(overrides, source), source) if key(o) != "resume"]
-    rest = [a for a in args if key(a) != "resume"]
     return [*merge(saved, rest), f"resume={quoted(run_dir.resolve())}", f"hydra.run.dir={quoted(run_dir.resolve())}"]
 
 

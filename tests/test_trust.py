@@ -143,8 +143,9 @@ def test_evaluate_takes_a_sweep_job_directory(tmp_path):
 def test_one_writer_per_run_directory(trained, tmp_path):
     run = copy_of(trained, tmp_path)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    one_line(run_cli("train", "epochs=1", f"hydra.run.dir={run}", cwd=tmp_path), 2, "holds a run already",
-             "resume=")
+    for off in ([], ["resume=false"], ["resume=null"]):  # resume=false is no resume, not resume="false"
+        one_line(run_cli("train", "epochs=1", *off, f"hydra.run.dir={run}", cwd=tmp_path), 2, "holds a run already",
+                 "resume=")
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     first = subprocess.Popen(normbench_command() + ["train", "epochs=30", "progress=false", "hydra.run.dir=two"],

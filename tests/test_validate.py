@@ -67,3 +67,13 @@ def test_checks_that_need_the_data():
     with pytest.raises(UsageError, match=r"batch_size=1 .*norm=bn"):
         check_against_data(make_cfg("batch_size=1"), 1437, (1, 8, 8))
     check_against_data(make_cfg("batch_size=1", "norm=gn"), 1437, (1, 8, 8))
+
+
+@pytest.mark.parametrize("off", ["false", "null", "None"])
+def test_resume_switched_off_is_no_resume(off):
+    """``resume=false`` (null, none) leaves the run and the sweep as if resume were not given."""
+    from normbench.resume import run_args
+    from normbench.sweep.resume import sweep_args
+
+    assert run_args(["epochs=1", f"resume={off}"]) == ["epochs=1"]
+    assert sweep_args(["-m", f"resume={off}", "seed=0,1"]) == ["-m", "seed=0,1"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError
-from ..overrides import OFF, key, merge, quoted
+from ..overrides import is_override, key, merge, quoted, resume_value
 from ..rundir import SWEEP_CONFIG, sweeps
 
 HYDRA_SET_HERE = ("hydra.sweep.dir",)
@@ -23,7 +23,7 @@ def _is_hydra(arg: str) -> bool:
 
 
 def task_overrides(args: Sequence[str]) -> list[str]:
-    return [a for a in args if "=" in a and not a.startswith("-") and not _is_hydra(a)]
+    return [a for a in args if is_override(a) and not _is_hydra(a)]
 
 
 def _saved(sweep_dir: Path, source: str) -> tuple[list, list]:
@@ -59,15 +59,12 @@ def find_sweep(args: Sequence[str], root: Path = Path("outputs/multirun")) -> Pa
 def sweep_args(args: list[str]) -> list[str]:
     """The Hydra arguments of ``normbench train -m <args>``: ``resume=true`` or
     ``resume=<sweep dir>`` pointed at the sweep to finish."""
+    allowed = "true, or a sweep directory (outputs/multirun/...)"
+    value, args = resume_value(args, allowed)
+    if value is None:
+        return args
     from ..trust import check_overrides
 
-    given = [a for a in args if key(a) == "resume" and "=" in a and not a.startswith("-")]
-    value = given[-1].split("=", 1)[1] if given else None
-    if value is None or value.lower() in OFF:
-        return args
-    args = [a for a in args if a not in given]
-    if not value.strip():
-        raise UsageError("resume= is empty; allowed: true, or a sweep directory (outputs/multirun/...)")
     if value.lower() == "true":
         sweep_dir = next((Path(a.split("=", 1)[1]) for a in args if key(a) == "hydra.sweep.dir"), None)
         if sweep_dir is None:
@@ -78,8 +75,7 @@ def sweep_args(args: list[str]) -> list[str]:
         return [*args, "resume=true"]
     sweep_dir = Path(value).expanduser()
     if not sweep_dir.is_dir():
-        raise UsageError(f"resume={value}: no such directory; allowed: true, or a sweep directory "
-                         f"(outputs/multirun/...)")
+        raise UsageError(f"resume={value}: no such directory; allowed: {allowed}")
     if not (sweep_dir / SWEEP_CONFIG).is_file():
         raise UsageError(f"resume={value}: not a sweep directory: no {SWEEP_CONFIG} in it; allowed: true, or a "
                          f"directory normbench train -m made (outputs/multirun/...)")

@@ -59,8 +59,7 @@ class Sweep:
             configs = self._checked(jobs, sweep_dir)
             unique, duplicates = same_runs(jobs, configs)
             lock = DirectoryLock(sweep_dir, "sweep")
-            resume = str(self.config.get("resume")).lower() == "true"
-            if existed and (sweep_dir / SWEEP_CONFIG).exists() and not resume:
+            if existed and (sweep_dir / SWEEP_CONFIG).exists() and not self.config.get("resume"):
                 raise UsageError(f"hydra.sweep.dir={shown(sweep_dir)} holds a sweep already; allowed: resume=true "
                                  f"to finish it, or another directory")
         except UsageError:
