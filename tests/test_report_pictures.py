@@ -184,3 +184,4 @@ def test_the_page_lists_shared_settings_versions_and_every_run(tmp_path, monkeyp
     assert "model.depth=3" in page and "lr=0.05" in page and "epochs=2" in page  # what every run shares
     assert "normbench 0.1.0, torch 2.14.1" in page
     assert 'href="../norm%3Dbn%2Cseed%3D0/"' in page  # each run's directory, relative to the page
+    assert re.search(r"seed%3D0/\">[^<]*</a></td><td>[^<]*</td><td>0</td><td>completed</td>", page)  # its seed

@@ -65,7 +65,7 @@ def _runs_html(runs: pd.DataFrame, out: Path, metric: str) -> str:
         target = Path(r.run_dir) if Path(r.run_dir).is_absolute() else Path.cwd() / r.run_dir
         href = quote(Path(os.path.relpath(target, out.resolve())).as_posix()) + "/"
         value = getattr(r, metric)
-        seed = getattr(r, "_seed", "")
+        seed = "" if pd.isna(r.seed) else int(r.seed)
         rows.append(f'<tr class="{_esc(r.status)}"><td><a href="{_esc(href)}">{_esc(r.run_dir)}</a></td>'
                     f"<td>{_esc(r.group)}</td><td>{_esc(seed)}</td><td>{_esc(r.status)}</td>"
                     f"<td>{'-' if pd.isna(value) else f'{value:.4g}'}</td>"
@@ -77,7 +77,7 @@ def _runs_html(runs: pd.DataFrame, out: Path, metric: str) -> str:
 
 def write(out: Path, *, title: str, command: str, readable: pd.DataFrame, baseline_row: int | None,
           facts: list[str], pictures: list[Picture], loaded, metric: str) -> Path:
-    runs = loaded.runs.assign(_seed=loaded.runs.get("config.seed", ""))
+    runs = loaded.runs.assign(seed=loaded.runs.get("config.seed"))
     runs["error"] = runs["error"].where(runs["error"].notna(), None)
     versions = sorted(set(runs.get("versions", pd.Series(dtype=object)).dropna()))
     parts = [
