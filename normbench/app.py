@@ -75,7 +75,7 @@ def _single_run(cfg: DictConfig):
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    place = Place(run_dir, list(hc.overrides.task), resume_from=run_dir if cfg.resume else None, threads=cfg.threads)
+    place = Place(run_dir, list(hc.overrides.task), resume=bool(cfg.resume), threads=cfg.threads)
     with stop_on_signals() as (stop, _):
         try:
             summary = train(cfg, place, stop)

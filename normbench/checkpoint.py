@@ -9,7 +9,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, described
 from .rundir import CHECKPOINT, atomic_write
 
 CHECKPOINT_KEYS = ("model", "optimizer", "step", "epoch", "rng", "config")
@@ -39,10 +39,13 @@ def checkpoint_path(path: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: Path) -> dict:
-    """A normbench checkpoint, loaded on the CPU with ``torch.load(weights_only=True)``.
+def load_checkpoint(path: Path, source: str | None = None) -> dict:
+    """A normbench checkpoint, loaded on the CPU with ``torch.load(weights_only=True)``, its
+    config checked as data (``trust.check_config``; ``source`` names it in a refusal).
     Every problem is a UsageError of one line."""
     import torch
+
+    from .trust import check_config
 
     path = checkpoint_path(path)
     try:
@@ -56,14 +59,14 @@ def load_checkpoint(path: Path) -> dict:
                              f"({globals_[0].rstrip('.')})") from e
         raise UsageError(f"{path}: not a readable checkpoint (corrupt, truncated or not a PyTorch file)") from e
     except Exception as e:  # torch.load's errors for a file that is not a readable checkpoint vary
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UsageError(f"{path}: not a readable checkpoint (corrupt, truncated or not a PyTorch file): "
-                         f"{type(e).__name__}: {first}") from e
+                         f"{described(e)}") from e
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise UsageError(f"{path}: not a normbench checkpoint: no {', '.join(missing)}; allowed: the "
                          f"{CHECKPOINT} of a normbench run")
     if not isinstance(state["config"], dict):
         raise UsageError(f"{path}: not a normbench checkpoint: its config is not a mapping")
+    check_config(state["config"], source or str(path))
     state["config"] = {**ADDED_KEYS, **state["config"]}  # an older normbench's: the keys it lacks
     return state

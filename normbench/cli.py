@@ -13,7 +13,7 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import Ended, Interrupted, NothingToDo, RunFailed, SweepFailed, UsageError
+from .errors import Ended, Interrupted, NothingToDo, RunFailed, SweepFailed, UsageError, first_line
 
 # outcome -> exit status (the README's table); anything else a user typed that Hydra or
 # OmegaConf refuses is bad input too (2)
@@ -66,7 +66,7 @@ def _train(args: list[str]) -> int:
         return 0
     except NothingToDo as e:
         print(f"normbench: {e}")
-        return 0
+        return exit_code(e)
     except (Interrupted, KeyboardInterrupt, SweepFailed) as e:  # said already: a tally, a "stopping" line
         if isinstance(e, SweepFailed) and not e.signum:
             print(f"normbench: error: {e}", file=sys.stderr)
@@ -102,7 +102,7 @@ def _one_line(e: BaseException) -> str:
         group = (e.missing_cfg_file or "").rpartition("/")[0]
         option = (e.missing_cfg_file or "").rpartition("/")[2]
         return f"{group}={option} is not an option of {group}; allowed: {', '.join(sorted(e.options))}"
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
+    first = first_line(e).rstrip(".")
     if isinstance(e, (UsageError, RunFailed)):
         return first
     cause = e.__cause__ or e.__context__

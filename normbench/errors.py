@@ -6,6 +6,17 @@ from __future__ import annotations
 import signal
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of ``e``'s message, or its type's name when it has none."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def described(e: BaseException) -> str:
+    """``e`` in a few words: ``ValueError: <the first line of its message>``."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 class UsageError(Exception):
     """Bad input: a config value, a combination of values, missing data, an unusable
     directory, or something in a run or sweep directory that normbench will not accept.

@@ -28,10 +28,6 @@ METRICS = ["val/acc", "val/loss", "train/loss", "val/train_eval_gap", "summary/b
            "summary/steps_to_target", "summary/precise_bn_gain"]
 
 
-def metric_tags() -> list[str]:
-    return list(METRICS)
-
-
 def values(config: dict) -> dict:
     """A resolved config as HParams values: flattened keys, bools, ints, floats and
     strings kept as they are, lists as their text (``[32, 64]``), nulls left out."""

@@ -30,8 +30,7 @@ class Preflight(Callback):
 
     def _check(self, config: DictConfig) -> None:
         check_config(config)
-        existed = _exists(config.hydra.run.dir)
-        run_dir = usable_dir("hydra.run.dir", config.hydra.run.dir)
+        run_dir, existed = usable_dir("hydra.run.dir", config.hydra.run.dir)
         self.lock = DirectoryLock(run_dir, "run directory")  # first: a run writing there now is the reason
         if existed and holds_a_run(run_dir) and not config.resume:
             self.lock.discard()
@@ -42,8 +41,3 @@ class Preflight(Callback):
         if self.lock is not None:
             self.lock.release()
 
-
-def _exists(value) -> bool:
-    from pathlib import Path
-
-    return bool(str(value).strip()) and Path(str(value)).expanduser().exists()

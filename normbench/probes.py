@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn

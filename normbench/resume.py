@@ -13,7 +13,7 @@ from pathlib import Path
 from .checkpoint import load_checkpoint
 from .errors import NothingToDo, UsageError
 from .overrides import key, merge, quoted, resume_value
-from .rundir import CHECKPOINT, SUMMARY, flat
+from .rundir import CHECKPOINT, SUMMARY, clear_attempt, flat
 
 log = logging.getLogger("normbench")
 
@@ -46,15 +46,13 @@ def checkpoint_to_resume(run: Path, cfg, config: dict) -> dict | None:
     """The checkpoint of the run directory ``run`` after checking that ``config`` is that
     run's own (but for ``RESUME_MAY_CHANGE``) and that there is something left to do; None
     when the run stopped before its first checkpoint (it starts over)."""
-    from . import trust
-
     if not (run / CHECKPOINT).is_file() and not (run / SUMMARY).exists():
         print(f"normbench: resume={run}: the run stopped before its first checkpoint (the end of its first epoch); "
               f"starting it over")
         log.warning("no checkpoint: the run starts over")
+        clear_attempt(run)
         return None
-    state = load_checkpoint(run)
-    trust.check_config(state["config"], f"resume={run}: {CHECKPOINT}")
+    state = load_checkpoint(run, f"resume={run}: {CHECKPOINT}")
     saved, now = flat(state["config"]), flat(config)
     for k in sorted(set(saved) | set(now)):
         if k not in RESUME_MAY_CHANGE and saved.get(k) != now.get(k):

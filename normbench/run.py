@@ -28,8 +28,8 @@ from typing import Optional
 
 from . import __version__
 from .checkpoint import save_checkpoint
-from .errors import NothingToDo, RunFailed, UsageError
-from .rundir import (CHECKPOINT, HISTOGRAMS, METRICS, Summary, clear_attempt, shown, summary_or_none,
+from .errors import NothingToDo, RunFailed, UsageError, described
+from .rundir import (CHECKPOINT, HISTOGRAMS, METRICS, Summary, remove_unfinished_writes, shown, summary_or_none,
                      write_summary)
 from .signals import Stop
 from .validate import check_against_data
@@ -42,7 +42,7 @@ class Place:
     """Where and how a run runs, as its caller decided."""
     run_dir: Path
     overrides: list
-    resume_from: Optional[Path] = None  # a run directory (its own) whose checkpoint training continues from
+    resume: bool = False  # training continues from the checkpoint in run_dir
     threads: Optional[int] = None  # torch threads; None leaves torch's default
     device: Optional[str] = None  # instead of cfg.device (a sweep job's slot of a GPU)
     progress: bool = True  # a progress bar or line per epoch (a sweep job says one line when it ends)
@@ -97,9 +97,18 @@ def _prepare(cfg, place: Place, summary: Summary) -> Prepared:
     check_against_data(cfg, len(data.train), data.input_shape)
     summary.val_samples = len(data.val)
     checkpoint = None
-    if place.resume_from is not None:
-        checkpoint = checkpoint_to_resume(place.resume_from, cfg, summary.config)
+    if place.resume:
+        checkpoint = checkpoint_to_resume(place.run_dir, cfg, summary.config)
     return Prepared(device, data, checkpoint)
+
+
+def new_summary(cfg, run_dir: Path, overrides, **fields) -> Summary:
+    """The summary of ``cfg`` in ``run_dir`` before any training (``fields`` set on it)."""
+    from omegaconf import OmegaConf
+
+    return Summary(**{"status": "failed", **fields}, run_dir=str(run_dir), overrides=list(overrides),
+                   config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), target_acc=cfg.target_acc,
+                   steps=0)
 
 
 def _never_trained(summary: Summary, run_dir: Path, error: str, t0: float) -> Summary:
@@ -116,14 +125,10 @@ def _never_trained(summary: Summary, run_dir: Path, error: str, t0: float) -> Su
 
 def train(cfg, place: Place, stop: Stop) -> Summary:
     """Train ``cfg`` in ``place.run_dir``; see the module docstring for what it returns and raises."""
-    from omegaconf import OmegaConf
-
     from . import sinks, trainer  # noqa: F401  (torch and TensorBoard: imported before the clock starts)
 
     t0 = time.perf_counter()
-    summary = Summary(status="failed", run_dir=str(place.run_dir), overrides=list(place.overrides), started_at=_now(),
-                      config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), versions=versions(),
-                      target_acc=cfg.target_acc, steps=0)
+    summary = new_summary(cfg, place.run_dir, place.overrides, started_at=_now(), versions=versions())
     try:
         prepared = _prepare(cfg, place, summary)
     except (UsageError, NothingToDo):
@@ -158,8 +163,6 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
         model = build_model(cfg, data.input_shape, data.num_classes).to(prepared.device)
         summary.num_params = sum(p.numel() for p in model.parameters())
         trainer = Trainer(model, data, cfg, stop)
-        if place.resume_from is not None and prepared.checkpoint is None:  # stopped before its first checkpoint
-            clear_attempt(run_dir)
         resume_step = _resume(trainer, prepared.checkpoint, run_dir)
         log.info("model:\n%s", model)
         log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
@@ -199,14 +202,12 @@ def _resume(trainer, checkpoint: Optional[dict], run_dir: Path) -> Optional[int]
     """Load ``checkpoint`` into ``trainer``; the step the run goes on from (None: a new run)."""
     if checkpoint is None:
         return None
-    for stale in run_dir.glob(".*.tmp"):  # a write that a killed process left unfinished
-        stale.unlink()
+    remove_unfinished_writes(run_dir)
     try:
         trainer.load_state_dict(checkpoint)
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(":")
         raise UsageError(f"resume={run_dir}: its {CHECKPOINT} does not fit the run its config describes "
-                         f"({type(e).__name__}: {first}); allowed: the checkpoint the run wrote") from e
+                         f"({described(e).rstrip(':')}); allowed: the checkpoint the run wrote") from e
     log.info("resumed from %s at step %d (epoch %d, step %d of it)", run_dir / CHECKPOINT, trainer.step,
              trainer.epoch + 1, trainer.position)
     return trainer.step

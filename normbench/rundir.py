@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .errors import UsageError
+from .errors import UsageError, described
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
@@ -112,11 +112,6 @@ class Unreadable(Exception):
     """A summary.json that cannot be used; the message says why, in a few words."""
 
 
-def _first_line(e: BaseException) -> str:
-    text = (str(e).strip().splitlines() or [""])[0]
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 def read_summary(run_dir: Path) -> Summary:
     """The run's summary.json, checked: raises Unreadable saying why it cannot be used."""
     path = Path(run_dir) / SUMMARY
@@ -127,7 +122,7 @@ def read_summary(run_dir: Path) -> Summary:
     except FileNotFoundError:
         raise Unreadable(f"incomplete: no {SUMMARY} (still running, or stopped before writing it)") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise Unreadable(f"corrupt {SUMMARY} ({_first_line(e)})") from None
+        raise Unreadable(f"corrupt {SUMMARY} ({described(e)})") from None
     if not isinstance(data, dict) or "status" not in data:
         raise Unreadable(f"unknown layout: {SUMMARY} is not a normbench summary (no status)")
     if data["status"] not in STATUSES:
@@ -223,7 +218,14 @@ def clear_attempt(run_dir: Path) -> None:
     .hydra/ or the log, which Hydra owns and which say what happened)."""
     for name in (SUMMARY, METRICS, HISTOGRAMS, CHECKPOINT):
         (run_dir / name).unlink(missing_ok=True)
-    for stale in [*run_dir.glob("events.out.tfevents.*"), *run_dir.glob(".*.tmp")]:
+    for stale in run_dir.glob("events.out.tfevents.*"):
+        stale.unlink()
+    remove_unfinished_writes(run_dir)
+
+
+def remove_unfinished_writes(run_dir: Path) -> None:
+    """The temporary files of ``atomic_write`` that a killed process left unfinished."""
+    for stale in run_dir.glob(".*.tmp"):
         stale.unlink()
 
 
@@ -239,15 +241,17 @@ def sweeps(root: Path) -> list[Path]:
     return [p.parent for p in sorted(found, key=lambda p: (p.stat().st_mtime, str(p)), reverse=True)]
 
 
-def usable_dir(key: str, value: Any) -> Path:
-    """The directory ``key=value`` names, made if missing: refused in one line when empty,
-    when it is a file, or when it cannot be made or written to."""
+def usable_dir(key: str, value: Any) -> tuple[Path, bool]:
+    """The directory ``key=value`` names, made if missing, and whether it existed before:
+    refused in one line when empty, when it is a file, or when it cannot be made or
+    written to."""
     text = str(value).strip() if value is not None else ""
     if not text or text == ".":
         raise UsageError(f"{key}={text or repr('')} is not allowed; allowed: a directory of its own (an empty value "
                          f"would write into the working directory)")
     path = Path(text).expanduser()
-    if path.exists() and not path.is_dir():
+    existed = path.exists()
+    if existed and not path.is_dir():
         raise UsageError(f"{key}={text}: exists and is not a directory; allowed: a directory you can write to")
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -256,7 +260,7 @@ def usable_dir(key: str, value: Any) -> Path:
                          f"write to") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"{key}={text}: not writable; allowed: a directory you can write to")
-    return path
+    return path, existed
 
 
 class DirectoryLock:

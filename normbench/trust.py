@@ -22,8 +22,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import UsageError
-from .overrides import key as key_of
+from .errors import UsageError, described
 
 GROUPS = ("model", "norm", "data", "optim", "experiment")
 NEVER_REPLAYED = {"data.download": "true"}  # key: value a directory may not set (normbench would download)
@@ -88,8 +87,7 @@ def read_overrides(path: Path, source: str) -> list:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UsageError(f"{source}: not readable ({type(e).__name__}: {first}); allowed: the file normbench "
+        raise UsageError(f"{source}: not readable ({described(e)}); allowed: the file normbench "
                          f"train wrote") from None
     if data is None:
         return []
@@ -111,8 +109,3 @@ def check_config(config: Any, source: str, where: str = "") -> None:
         raise UsageError(f"{source}: refused its config: {where}={config[:80]!r} is an interpolation, which would "
                          f"be resolved; allowed: plain values (a run directory is read as data, never as code)")
 
-
-def replayable(saved: list[str], given: list[str]) -> list[str]:
-    """The saved overrides whose key is not among those given (the given ones win)."""
-    keys = {key_of(a) for a in given}
-    return [o for o in saved if key_of(o) not in keys]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
+from ..errors import UsageError, described
 from ..norms import canonical
 from ..rundir import (CSV_COLUMNS, HISTOGRAM_COLUMNS, HISTOGRAMS, METRICS, NUMBERS, RUN_MANAGEMENT, STATUSES,
                       SUMMARY, SWEEP_CONFIG, Unreadable, flat, read_summary, shown, sweeps)
@@ -74,11 +74,6 @@ class Skip(Exception):
     """A run directory that cannot be used; its message says why, in a few words."""
 
 
-def _first_line(e: BaseException) -> str:
-    text = (str(e).strip().splitlines() or [""])[0]
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 def read_metrics(run_dir: Path, status: str) -> pd.DataFrame | None:
     """The run's metrics.csv as read (filtered and checked later, all runs at once). A run
     that never trained (``failed`` before its first step) may have no metrics.csv; any
@@ -98,7 +93,7 @@ def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     except pd.errors.EmptyDataError as e:
         raise Skip(f"corrupt {path.name}: empty") from e
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, MemoryError) as e:
-        raise Skip(f"corrupt {path.name} ({_first_line(e)})") from e
+        raise Skip(f"corrupt {path.name} ({described(e)})") from e
     if list(frame.columns) != columns:
         shown_columns = ", ".join(str(c)[:40] for c in frame.columns[:10])
         raise Skip(f"unknown layout: {path.name} has columns {shown_columns}; known: {', '.join(columns)}")

@@ -70,12 +70,11 @@ def start_job(run_dir: Path, resume: bool) -> JobStart:
     return JobStart()
 
 
-def _never_trained(cfg: DictConfig, run_dir: Path, status: str, error: Optional[str]) -> Summary:
-    from omegaconf import OmegaConf
+def _untrained(cfg: DictConfig, hc, run_dir: Path, status: str, error: Optional[str]) -> Summary:
+    """Record a job that did not train (``status``: failed or interrupted)."""
+    from ..run import new_summary
 
-    summary = Summary(status=status, error=error, run_dir=str(run_dir), overrides=list(HydraConfig.get().overrides.task),
-                      config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), target_acc=cfg.target_acc,
-                      steps=0)
+    summary = new_summary(cfg, run_dir, hc.overrides.task, status=status, error=error)
     write_summary(run_dir, summary)
     return summary
 
@@ -104,7 +103,7 @@ def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> Optional[Summar
 
     with ExitStack() as held, stop_on_signals() as (stop, previous):  # a job process must not die between jobs
         if stop_requested(sweep_dir):  # the sweep was stopped before this job began
-            return summary_or_none(run_dir) or _never_trained(cfg, run_dir, "interrupted", None)
+            return summary_or_none(run_dir) or _untrained(cfg, hc, run_dir, "interrupted", None)
         try:
             held.callback(DirectoryLock(run_dir, "run directory").release)
         except UsageError as e:
@@ -114,18 +113,18 @@ def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> Optional[Summar
         if start.skip is not None:
             print(f"{start.skip.status} earlier, skipped: {shown(run_dir, sweep_dir)}", flush=True)
             return start.skip
-        place = Place(run_dir, list(hc.overrides.task), resume_from=start.resume_from,
+        place = Place(run_dir, list(hc.overrides.task), resume=start.resume_from is not None,
                       threads=threads_for_job(cfg.threads, hc), device=_gpu(cfg, hc, sweep_dir, held),
                       progress=False)
         try:
             summary = train(cfg, place, stop)
         except UsageError as e:  # recorded in its own directory; the rest of the sweep goes on
-            return _never_trained(cfg, run_dir, "failed", str(e))
+            return _untrained(cfg, hc, run_dir, "failed", str(e))
         except RunFailed:
-            return summary_or_none(run_dir) or _never_trained(cfg, run_dir, "failed", "failed before training")
+            return summary_or_none(run_dir) or _untrained(cfg, hc, run_dir, "failed", "failed before training")
         except NothingToDo:  # killed between its last checkpoint and its summary: trained again
             clear_attempt(run_dir)
-            summary = train(cfg, dataclasses.replace(place, resume_from=None), stop)
+            summary = train(cfg, dataclasses.replace(place, resume=False), stop)
         if summary.status == "interrupted":
             hand_on(stop, previous)  # submitit's "time is up": it requeues the job, which resumes
             if launcher_kind(hc) == "local":  # Ctrl-C in a local sweep: the jobs that have not started will not

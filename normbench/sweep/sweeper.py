@@ -51,8 +51,7 @@ class Sweep:
 
     def run(self, arguments: list[str]) -> list:
         t0 = time.perf_counter()
-        existed = _exists(self.config.hydra.sweep.dir)
-        sweep_dir = usable_dir("hydra.sweep.dir", self.config.hydra.sweep.dir)
+        sweep_dir, existed = usable_dir("hydra.sweep.dir", self.config.hydra.sweep.dir)
         try:
             values = grid.parse(self.params, list(arguments), self.context.config_loader)
             jobs, varying = grid.jobs(values)
@@ -209,10 +208,6 @@ def _hparam_key(override_key: str) -> str:
 def _has_result(job_dir: Path) -> bool:
     s = summary_or_none(job_dir)
     return s is not None and s.status != "interrupted"
-
-
-def _exists(value) -> bool:
-    return bool(str(value).strip()) and Path(str(value)).expanduser().exists()
 
 
 def signal_descendants(signum: int) -> None:
