@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import Ended, Interrupted, NothingToDo, RunFailed, UsageError
-from .rundir import LOCK, remove_empty_dirs
+from .rundir import LOCK, LOG, remove_empty_dirs
 
 
 def n_jobs(device: str, jobs_per_gpu: int) -> int:
@@ -93,7 +93,7 @@ def discard_hydra_files(run_dir: Path) -> None:
     """Bad input in a single run: remove what Hydra (and the lock) wrote, so no directory
     is left that looks like a run. Only those files, never anything else."""
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
-    (run_dir / "train.log").unlink(missing_ok=True)
+    (run_dir / LOG).unlink(missing_ok=True)
     (run_dir / LOCK).unlink(missing_ok=True)
     remove_empty_dirs(run_dir)
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .norms import canonical
-from .rundir import RUN_MANAGEMENT, STATUSES, flat
+from .rundir import FINISHED, RUN_MANAGEMENT, STATUSES, flat
 
 # what the HParams tab shows beside each run's settings: the last value of these tags
 METRICS = ["val/acc", "val/loss", "train/loss", "val/train_eval_gap", "summary/best_val_acc",
@@ -46,7 +46,7 @@ def session(config: dict, started_at: str | None, status: str) -> list:
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     ended = plugin_data_pb2.SessionEndInfo(
-        status=api_pb2.STATUS_SUCCESS if status in ("completed", "diverged") else api_pb2.STATUS_FAILURE,
+        status=api_pb2.STATUS_SUCCESS if status in FINISHED else api_pb2.STATUS_FAILURE,
         end_time_secs=time.time())
     end = Summary(value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, tensor=metadata.NULL_TENSOR,
                                        metadata=metadata.create_summary_metadata(

@@ -29,7 +29,7 @@ from typing import Optional
 from . import __version__
 from .checkpoint import save_checkpoint
 from .errors import NothingToDo, RunFailed, UsageError, described
-from .rundir import (CHECKPOINT, HISTOGRAMS, METRICS, Summary, remove_unfinished_writes, shown, summary_or_none,
+from .rundir import (CHECKPOINT, FINISHED, HISTOGRAMS, LOG, METRICS, Summary, remove_unfinished_writes, shown, summary_or_none,
                      write_summary)
 from .signals import Stop
 from .validate import check_against_data
@@ -136,13 +136,13 @@ def train(cfg, place: Place, stop: Stop) -> Summary:
     except Exception as e:  # not the user's input: recorded as a failed run, never dropped
         log.error("run failed before training:\n%s", traceback.format_exc())
         kept = _never_trained(summary, place.run_dir, f"{type(e).__name__}: {e}", t0)
-        raise RunFailed(f"run failed: {type(e).__name__}: {e}; details in {shown(place.run_dir / 'train.log')}"
+        raise RunFailed(f"run failed: {type(e).__name__}: {e}; details in {shown(place.run_dir / LOG)}"
                         + ("" if kept is summary else f" (its earlier summary.json, {kept.status}, is kept)")) from e
     outcome, trainer, error = _fit(cfg, place, prepared, summary, stop)
     summary = _record(summary, outcome, trainer, prepared.device, cfg, t0)
     write_summary(place.run_dir, summary)
     if error is not None:
-        raise RunFailed(f"run failed: {summary.error}; details in {shown(place.run_dir / 'train.log')}") from error
+        raise RunFailed(f"run failed: {summary.error}; details in {shown(place.run_dir / LOG)}") from error
     return summary
 
 
@@ -186,7 +186,7 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
             outcome = trainer.run(sinks.log, after_epoch)
             if outcome.status == "interrupted" and cfg.checkpoint and not trainer.torn:
                 save(trainer)  # exactly where it stopped, so resume=<run dir> goes on from there
-            if outcome.status in ("completed", "diverged"):  # final: logged once
+            if outcome.status in FINISHED:  # final: logged once
                 sinks.log(trainer.step, trainer.epoch, summary_scalars(outcome_fields(outcome, cfg.batch_size)))
             tensorboard.write(session(summary.config, summary.started_at, outcome.status))
         return outcome, trainer, None

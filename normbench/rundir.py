@@ -27,6 +27,7 @@ SUMMARY = "summary.json"
 METRICS = "metrics.csv"
 HISTOGRAMS = "histograms.csv"
 CHECKPOINT = "checkpoint.pt"
+LOG = "train.log"  # the run's log (Hydra's job logging)
 LOCK = ".lock"  # held (flock) by the one process writing the directory
 SWEEP_CONFIG = "multirun.yaml"  # Hydra's record of a sweep, in its directory
 STATUSES = ("completed", "diverged", "failed", "interrupted")

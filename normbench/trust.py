@@ -22,9 +22,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Iterable
 
+from .config import AXES
 from .errors import UsageError, described
 
-GROUPS = ("model", "norm", "data", "optim", "experiment")
+GROUPS = (*AXES, "experiment")
 NEVER_REPLAYED = {"data.download": "true"}  # key: value a directory may not set (normbench would download)
 
 

@@ -19,6 +19,12 @@ class Job:
     overrides: tuple[str, ...]  # the job's task overrides, as Hydra takes them
     name: str  # its directory under the sweep directory
 
+    @property
+    def launched_with(self) -> list[str]:
+        """Its overrides and the one that puts it in its own directory (names are
+        ``safe_name``s: no quote in them)."""
+        return [*self.overrides, f"hydra.sweep.subdir='{self.name}'"]
+
 
 def parse(params: dict | None, arguments: list[str], config_loader=None) -> dict[str, list[str]]:
     """key -> its values (``key=value`` strings), in the order the keys were first given.

@@ -39,6 +39,10 @@ def stop_requested(sweep_dir: Path) -> bool:
     return (sweep_dir / STOP_MARKER).exists()
 
 
+def clear_stop(sweep_dir: Path) -> None:
+    (sweep_dir / STOP_MARKER).unlink(missing_ok=True)
+
+
 def request_stop(sweep_dir: Path) -> None:
     """Jobs of this sweep that have not started will not train."""
     try:
@@ -113,8 +117,9 @@ def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> Optional[Summar
         if start.skip is not None:
             print(f"{start.skip.status} earlier, skipped: {shown(run_dir, sweep_dir)}", flush=True)
             return start.skip
+        local = launcher_kind(hc) == "local"
         place = Place(run_dir, list(hc.overrides.task), resume=start.resume_from is not None,
-                      threads=threads_for_job(cfg.threads, hc), device=_gpu(cfg, hc, sweep_dir, held),
+                      threads=threads_for_job(cfg.threads, hc), device=_gpu(cfg, local, sweep_dir, held),
                       progress=False)
         try:
             summary = train(cfg, place, stop)
@@ -127,22 +132,19 @@ def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> Optional[Summar
             summary = train(cfg, dataclasses.replace(place, resume=False), stop)
         if summary.status == "interrupted":
             hand_on(stop, previous)  # submitit's "time is up": it requeues the job, which resumes
-            if launcher_kind(hc) == "local":  # Ctrl-C in a local sweep: the jobs that have not started will not
+            if local:  # Ctrl-C in a local sweep: the jobs that have not started will not
                 request_stop(sweep_dir)
         return summary
 
 
-def _gpu(cfg: DictConfig, hc, sweep_dir: Path, held: ExitStack) -> Optional[str]:
+def _gpu(cfg: DictConfig, local: bool, sweep_dir: Path, held: ExitStack) -> Optional[str]:
     """A local sweep on several GPUs: the GPU of the slot this job holds for its lifetime."""
-    from .resources import gpu_slot, launcher_kind, nvidia_gpu_present
+    from .resources import cuda_devices, gpu_slot
 
-    if launcher_kind(hc) != "local" or cfg.device not in ("auto", "cuda") or not nvidia_gpu_present():
+    if not local or cfg.device not in ("auto", "cuda"):
         return None
-    import torch
-
-    if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
-        return None
-    return f"cuda:{held.enter_context(gpu_slot(sweep_dir, torch.cuda.device_count(), cfg.jobs_per_gpu))}"
+    gpus = cuda_devices(cfg.device)
+    return f"cuda:{held.enter_context(gpu_slot(sweep_dir, gpus, cfg.jobs_per_gpu))}" if gpus >= 2 else None
 
 
 def _say(s: Summary, run_dir: Path, sweep_dir: Path, seconds: float) -> None:

@@ -43,16 +43,22 @@ def nvidia_gpu_present() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
+def cuda_devices(device: str) -> int:
+    """The CUDA devices a run with ``device`` may use: 0 for ``device=cpu`` or where no GPU
+    can be (torch is asked only where one may be: a CPU machine's sweep starts its jobs
+    without importing torch first)."""
+    if device == "cpu" or not nvidia_gpu_present():
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def n_jobs(device: str, jobs_per_gpu: int) -> int:
     """Parallel jobs of a local sweep: with CUDA, ``jobs_per_gpu`` on each visible GPU;
-    otherwise one per core (joblib's -1). Torch is asked only where a GPU may be, so a
-    CPU machine's sweep starts its jobs without importing torch first."""
-    if device != "cpu" and nvidia_gpu_present():
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.device_count() * jobs_per_gpu
-    return -1
+    otherwise one per core (joblib's -1)."""
+    gpus = cuda_devices(device)
+    return gpus * jobs_per_gpu if gpus else -1
 
 
 @contextmanager

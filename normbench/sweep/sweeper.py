@@ -33,10 +33,12 @@ from omegaconf import OmegaConf, open_dict
 
 from ..errors import SweepFailed, UsageError
 from ..norms import canonical
+from ..overrides import key
 from ..rundir import SWEEP_CONFIG, DirectoryLock, flat, remove_empty_dirs, shown, summary_or_none, usable_dir
 from . import grid
-from .job import STOP_MARKER, request_stop, stop_requested
+from .job import clear_stop, request_stop, stop_requested
 from .resources import launcher_kind
+from .resume import HYDRA_SET_HERE
 from .tally import Outcome, Tally, outcome, print_tally
 
 log = logging.getLogger("normbench")
@@ -69,7 +71,7 @@ class Sweep:
         from ..hparams import write_experiment
 
         write_experiment(sweep_dir, [configs[j.name] for j in unique], [_hparam_key(k) for k in varying])
-        (sweep_dir / STOP_MARKER).unlink(missing_ok=True)  # an earlier Ctrl-C of this sweep
+        clear_stop(sweep_dir)  # an earlier Ctrl-C of this sweep
         returned: dict[str, object] = {}
         with self._gentle_stop(sweep_dir) as stopped:
             try:
@@ -89,7 +91,7 @@ class Sweep:
 
         configs = {}
         for job in jobs:
-            cfg = self.context.config_loader.load_sweep_config(self.config, [*job.overrides, _subdir(job)])
+            cfg = self.context.config_loader.load_sweep_config(self.config, job.launched_with)
             try:
                 check_config(cfg)
             except UsageError as e:
@@ -104,7 +106,7 @@ class Sweep:
         for start in range(0, len(jobs), size):
             batch = jobs[start:start + size]
             try:
-                results = self.launcher.launch([[*j.overrides, _subdir(j)] for j in batch], initial_job_idx=start)
+                results = self.launcher.launch([j.launched_with for j in batch], initial_job_idx=start)
             except BrokenProcessPool as e:
                 if stop_requested(sweep_dir):  # the sweep is being stopped: nothing to run again
                     raise
@@ -113,7 +115,7 @@ class Sweep:
                 print(f"normbench: a job process was killed outright, and with it every running job; the "
                       f"{len(again)} jobs without a result run again, each from its checkpoint if it has one",
                       file=sys.stderr, flush=True)
-                results = self.launcher.launch([[*j.overrides, _subdir(j)] for j in again],
+                results = self.launcher.launch([j.launched_with for j in again],
                                                initial_job_idx=len(jobs) + start)
                 batch = again
             returned.update(zip([j.name for j in batch], results, strict=True))
@@ -161,8 +163,8 @@ class Sweep:
         t = Tally(sweep_dir, outcomes, stopped[0] if stopped else signal.SIGINT if stopping else 0)
         task = OmegaConf.to_container(self.config.hydra.overrides.task)
         hydra = [o for o in OmegaConf.to_container(self.config.hydra.overrides.hydra)
-                 if o.split("=", 1)[0] not in ("hydra.sweep.dir", "hydra.mode")]  # set by resume and by -m
-        print_tally(t, time.perf_counter() - t0, [*[o for o in task if o.split("=", 1)[0] != "resume"], *hydra])
+                 if key(o) not in (*HYDRA_SET_HERE, "hydra.mode")]  # set by resume and by -m
+        print_tally(t, time.perf_counter() - t0, [*[o for o in task if key(o) != "resume"], *hydra])
         if t.stopped_by or t.unfinished:
             raise SweepFailed(f"{t.line()}: see the failures above", t.stopped_by if t.stopped_by else 0)
 
@@ -195,14 +197,11 @@ def _why(config: dict) -> str:
         f" at batch_size={config['batch_size']}" if any(k.startswith("norm.") for k in moot) else "")
 
 
-def _subdir(job: grid.Job) -> str:
-    """The override that puts a job in its own directory (names are safe_name()s: no quote)."""
-    return f"hydra.sweep.subdir='{job.name}'"
-
-
 def _hparam_key(override_key: str) -> str:
     """The HParams key of an override's key: ``norm`` -> ``norm.name``."""
-    return f"{override_key}.name" if override_key in ("model", "norm", "data", "optim") else override_key
+    from ..config import AXES
+
+    return f"{override_key}.name" if override_key in AXES else override_key
 
 
 def _has_result(job_dir: Path) -> bool:

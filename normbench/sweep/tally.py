@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..rundir import STATUSES, shown, summary_or_none
+from ..rundir import LOG, STATUSES, SUMMARY, shown, summary_or_none
 
 ORDER = (*STATUSES, "duplicate")
 
@@ -61,7 +61,7 @@ def outcome(name: str, job_dir: Path, returned, stopping: bool) -> Outcome:
         return Outcome(name, job_dir, s.status, s.error)
     if not job_dir.exists():
         return Outcome(name, job_dir, "interrupted" if stopping else "failed", "never started")
-    if (job_dir / "summary.json").exists():
+    if (job_dir / SUMMARY).exists():
         return Outcome(name, job_dir, "failed", "summary.json is unreadable")
     if stopping:
         return Outcome(name, job_dir, "interrupted", "stopped with the sweep before it could write summary.json")
@@ -74,7 +74,7 @@ def print_tally(t: Tally, seconds: float, command: list[str]) -> None:
     print(f"sweep: {t.line()} ({len(t.outcomes)} jobs, {seconds:.1f} s)", flush=True)
     for o in t.outcomes:
         if o.status in ("failed", "interrupted"):
-            log = o.dir / "train.log"
+            log = o.dir / LOG
             print(f"  {o.status}: {shown(o.dir)}" + (f": {o.error}" if o.error else "")
                   + (f" (log: {shown(log)})" if log.exists() else ""), file=sys.stderr)
         elif o.status == "duplicate":
