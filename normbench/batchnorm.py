@@ -26,9 +26,14 @@ from torch import nn
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
+def keeps_running_stats(m: nn.Module) -> bool:
+    """A BatchNorm layer that keeps running statistics (eval mode normalises with them)."""
+    return isinstance(m, BATCH_NORMS) and m.track_running_stats
+
+
 def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
     """The BatchNorm layers that keep running statistics."""
-    return [m for m in model.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
+    return [m for m in model.modules() if keeps_running_stats(m)]
 
 
 @contextmanager
@@ -44,6 +49,15 @@ def frozen_bn_buffers(model: nn.Module):
                 m.running_mean.copy_(mean)
                 m.running_var.copy_(var)
                 m.num_batches_tracked.copy_(n)
+
+
+@contextmanager
+def train_mode_untouched(model: nn.Module):
+    """The model in train mode, as training sees it; afterwards every module has its own
+    mode back and every BatchNorm its running statistics: measuring changes nothing."""
+    with restored_modes(model), frozen_bn_buffers(model):
+        model.train()
+        yield
 
 
 @contextmanager

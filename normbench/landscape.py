@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batchnorm import frozen_bn_buffers, restored_modes
+from .batchnorm import train_mode_untouched
 
 STEPS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the step sizes, in units of the learning rate
 
@@ -48,22 +48,20 @@ class Landscape:
     def measure(self) -> dict[str, float]:
         saved = [p.detach().clone() for p in self.params]
         try:
-            with restored_modes(self.model), frozen_bn_buffers(self.model):
-                self.model.train()
+            with train_mode_untouched(self.model):
                 loss0, g0 = self._loss_and_grad()
                 g_norm = _norm(g0)
                 losses, changes, betas = [loss0], [], []
                 for factor in STEPS:
                     eta = factor * self.lr
-                    with torch.no_grad():
-                        for p, g in zip(self.params, g0, strict=True):
-                            p.sub_(g, alpha=eta)
+                    with torch.no_grad():  # from the weights the probe found
+                        for p, s, g in zip(self.params, saved, g0, strict=True):
+                            p.copy_(s).sub_(g, alpha=eta)
                     loss, g = self._loss_and_grad()
                     change = _norm([a - b for a, b in zip(g, g0, strict=True)])
                     losses.append(loss)
                     changes.append(change)
                     betas.append(change / (eta * g_norm) if g_norm > 0 else float("nan"))
-                    self._put_back(saved)
         finally:
             self._put_back(saved)
         return {"landscape/loss_range": max(losses) - min(losses), "landscape/grad_change": max(changes),

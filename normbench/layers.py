@@ -64,15 +64,24 @@ class GhostBatchNorm2d(_GhostBatches, nn.BatchNorm2d):
 
 
 class _Renorm(_GhostBatches):
-    """Batch Renormalization's training-mode forward (see the module docstring)."""
-    r_max: float
-    d_max: float
-    warmup_steps: int
+    """Batch Renormalization's training-mode forward (see the module docstring). Its limits
+    and momentum are worked out as tensors on the layer's device: a training step never
+    waits to read a number back."""
+
+    def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 100,
+                 ghost_batch: int | None = None, **kwargs):
+        super().__init__(num_features, ghost_batch, **kwargs)
+        self.r_max, self.d_max, self.warmup_steps = r_max, d_max, warmup_steps
+
+    def _limits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        done = (self.num_batches_tracked / self.warmup_steps).clamp(max=1.0) if self.warmup_steps > 0 \
+            else torch.ones((), device=self.num_batches_tracked.device)
+        return 1.0 + (self.r_max - 1.0) * done, self.d_max * done
 
     def limits(self) -> tuple[float, float]:
         """(r_max, d_max) after ``num_batches_tracked`` training batches of the warm-up."""
-        done = 1.0 if self.warmup_steps <= 0 else min(1.0, float(self.num_batches_tracked) / self.warmup_steps)
-        return 1.0 + (self.r_max - 1.0) * done, self.d_max * done
+        r_max, d_max = self._limits()
+        return float(r_max), float(d_max)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not self.track_running_stats:
@@ -82,9 +91,9 @@ class _Renorm(_GhostBatches):
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
         std = (var + self.eps).sqrt()
         running_std = (self.running_var + self.eps).sqrt()
-        r_max, d_max = self.limits()
-        r = (std / running_std).detach().clamp(1.0 / r_max, r_max)
-        d = ((mean - self.running_mean) / running_std).detach().clamp(-d_max, d_max)
+        r_max, d_max = self._limits()
+        r = torch.clamp((std / running_std).detach(), 1.0 / r_max, r_max)
+        d = torch.clamp(((mean - self.running_mean) / running_std).detach(), -d_max, d_max)
         y = (x - mean.view(shape)) / std.view(shape) * r.view(shape) + d.view(shape)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
@@ -96,23 +105,17 @@ class _Renorm(_GhostBatches):
         """The running statistics, updated as BatchNorm updates them (unbiased variance;
         momentum None: a cumulative average)."""
         self.num_batches_tracked.add_(1)
-        factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        factor = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked
         self.running_mean.lerp_(mean, factor)
         self.running_var.lerp_(var * n / max(n - 1, 1), factor)
 
 
 class BatchRenorm1d(_Renorm, nn.BatchNorm1d):
-    def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 100,
-                 ghost_batch: int | None = None, **kwargs):
-        super().__init__(num_features, ghost_batch, **kwargs)
-        self.r_max, self.d_max, self.warmup_steps = r_max, d_max, warmup_steps
+    """Batch Renormalization of feature vectors."""
 
 
 class BatchRenorm2d(_Renorm, nn.BatchNorm2d):
-    def __init__(self, num_features: int, r_max: float = 3.0, d_max: float = 5.0, warmup_steps: int = 100,
-                 ghost_batch: int | None = None, **kwargs):
-        super().__init__(num_features, ghost_batch, **kwargs)
-        self.r_max, self.d_max, self.warmup_steps = r_max, d_max, warmup_steps
+    """Batch Renormalization of feature maps."""
 
 
 class RMSNorm2d(nn.Module):

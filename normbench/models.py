@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, List
 
 from omegaconf import MISSING
 
-from .errors import UsageError
+from . import checks
 from .norms import NORMS, make_norm
 
 if TYPE_CHECKING:
@@ -77,17 +77,13 @@ def _name(value) -> str:
 
 def _check_mlp(m) -> None:
     for key in ("depth", "width"):
-        value = m[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UsageError(f"model.{key}={value} is not allowed; allowed: an integer >= 1")
+        checks.integer(f"model.{key}", m[key], 1)
 
 
 def _check_cnn(m) -> None:
     if len(m.channels) == 0 or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1
                                        for c in m.channels):
-        shown = "[" + ",".join(str(c) for c in m.channels) + "]"
-        raise UsageError(f"model.channels={shown} is not allowed; allowed: a non-empty list of positive integers, "
-                         f"e.g. [32,64]")
+        checks.fail("model.channels", m.channels, "a non-empty list of positive integers, e.g. [32,64]")
 
 
 # --- the builders ----------------------------------------------------------------------------
@@ -192,10 +188,15 @@ def build_model(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Modul
     initialise(model, _name(cfg.init))
     norm = NORMS[cfg.norm.name]
     if norm.weights is not None:  # the norm changes the hidden layers' weights (weight norm or standardization)
-        for name, block in model.named_children():
-            if name.startswith("block"):
-                norm.weights(block[0], cfg.norm, MODELS[cfg.model.name].kind)
+        for _, block in hidden_blocks(model):
+            norm.weights(block[0], cfg.norm, MODELS[cfg.model.name].kind)
     return model
+
+
+def hidden_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, block) of every hidden block: ``block1``, ``block2``, ..., each with its
+    ``norm`` and ``act`` places."""
+    return [(name, m) for name, m in model.named_children() if hasattr(m, "norm") and hasattr(m, "act")]
 
 
 def initialise(model: nn.Module, init: str) -> None:

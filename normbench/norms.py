@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from omegaconf import MISSING
 
+from . import checks
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -158,8 +159,7 @@ def _common_divisors(widths: list[int]) -> list[int]:
 def _check_groups(norm, widths: list[int], kind: str, what: str) -> None:
     """GroupNorm: ``norm.groups`` divides every hidden width; on vectors, at least two
     features per group (one feature normalised alone is always 0)."""
-    if not isinstance(norm.groups, int) or isinstance(norm.groups, bool) or norm.groups < 1:
-        raise UsageError(f"norm.groups={norm.groups} is not allowed; allowed: an integer >= 1")
+    checks.integer("norm.groups", norm.groups, 1)
     if any(w % norm.groups for w in widths):
         divisors = ", ".join(map(str, _common_divisors(widths)))
         raise UsageError(f"norm.groups={norm.groups} does not divide {what}; "
@@ -169,27 +169,24 @@ def _check_groups(norm, widths: list[int], kind: str, what: str) -> None:
                          f"output 0; allowed: at least 2 features per group (width / groups >= 2)")
 
 
-def _check_layer(norm, widths: list[int], kind: str, what: str) -> None:
-    """LayerNorm (RMSNorm) on vectors: at least two features (one feature normalised alone
-    is always 0, or +-1)."""
-    if kind == "vector" and min(widths) < 2:
-        result = "every output 0" if norm.name == "ln" else "every output +-1"
-        raise UsageError(f"{what} with norm={norm.name} normalises single features, which makes {result}; "
-                         f"allowed: at least 2 features per group (width / groups >= 2)")
+def _at_least_two_features(result: str) -> Callable:
+    """LayerNorm and RMSNorm on vectors: at least two features (one feature normalised alone
+    makes ``result``)."""
+    def check(norm, widths: list[int], kind: str, what: str) -> None:
+        if kind == "vector" and min(widths) < 2:
+            raise UsageError(f"{what} with norm={norm.name} normalises single features, which makes {result}; "
+                             f"allowed: at least 2 features per group (width / groups >= 2)")
+    return check
 
 
 def _check_batchnorm(norm, widths: list[int], kind: str, what: str) -> None:
-    if not isinstance(norm.precise_bn_batches, int) or norm.precise_bn_batches < 1:
-        raise UsageError(f"norm.precise_bn_batches={norm.precise_bn_batches} is not allowed; "
-                         f"allowed: an integer >= 1")
+    checks.integer("norm.precise_bn_batches", norm.precise_bn_batches, 1)
 
 
 def _check_renorm(norm, widths: list[int], kind: str, what: str) -> None:
     _check_batchnorm(norm, widths, kind, what)
     for key, lo in (("r_max", 1), ("d_max", 0), ("warmup_steps", 0)):
-        value = norm[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lo or value == float("inf"):
-            raise UsageError(f"norm.{key}={value} is not allowed; allowed: a finite number >= {lo}")
+        checks.number(f"norm.{key}", norm[key], lo)
 
 
 # --- what a norm does to the weights of the layer before it ------------------------------
@@ -286,13 +283,13 @@ NORMS: dict[str, Norm] = {
         "LayerNorm", "per sample, over all its features (channels and space)", LayerNormConfig,
         vectors=lambda c, cfg: _nn().LayerNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine),
         maps=lambda c, cfg: _nn().GroupNorm(1, c, eps=cfg.eps, affine=cfg.affine),
-        cancels_bias=False, check=_check_layer, weights=_standardized,
+        cancels_bias=False, check=_at_least_two_features("every output 0"), weights=_standardized,
     ),
     "rms": Norm(
         "RMSNorm", "per sample, by the root mean square of its features (channels and space), no mean",
         RMSNormConfig,
         vectors=lambda c, cfg: _nn().RMSNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine), maps=_rms_maps,
-        cancels_bias=False, check=_check_layer,
+        cancels_bias=False, check=_at_least_two_features("every output +-1"),
     ),
     "in": Norm(
         "InstanceNorm", "per sample and channel, over space (feature maps only: model=cnn)", InstanceNormConfig,

@@ -4,13 +4,12 @@ of ``OPTIMIZERS`` and one file ``conf/optim/<name>.yaml``."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, List
 
 from omegaconf import MISSING
 
-from .errors import UsageError
+from . import checks
 
 
 @dataclass
@@ -29,24 +28,16 @@ class AdamConfig:
     weight_decay: float = MISSING
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check_sgd(o) -> None:
-    if not (_finite(o.momentum) and 0 <= o.momentum < 1):
-        raise UsageError(f"optim.momentum={o.momentum} is not allowed; allowed: a finite number, 0 <= momentum < 1")
+    checks.number("optim.momentum", o.momentum, 0, 1, hi_open=True)
     if o.nesterov and o.momentum == 0:
-        raise UsageError("optim.nesterov=True is not allowed; allowed: false when optim.momentum=0 (Nesterov "
-                         "needs momentum)")
+        checks.fail("optim.nesterov", o.nesterov, "false when optim.momentum=0 (Nesterov needs momentum)")
 
 
 def _check_adam(o) -> None:
     if len(o.betas) != 2 or not all(isinstance(b, float) and 0 <= b < 1 for b in o.betas):
-        shown = "[" + ",".join(str(b) for b in o.betas) + "]"
-        raise UsageError(f"optim.betas={shown} is not allowed; allowed: two numbers [beta1,beta2], each 0 <= beta < 1")
-    if not (_finite(o.eps) and o.eps > 0):
-        raise UsageError(f"optim.eps={o.eps} is not allowed; allowed: a finite number, 0 < eps")
+        checks.fail("optim.betas", o.betas, "two numbers [beta1,beta2], each 0 <= beta < 1")
+    checks.number("optim.eps", o.eps, 0, lo_open=True)
 
 
 def _sgd(params, lr: float, o):

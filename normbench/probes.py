@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .batchnorm import BATCH_NORMS, eval_mode, frozen_bn_buffers, restored_modes
+from .batchnorm import eval_mode, keeps_running_stats, train_mode_untouched
+from .models import hidden_blocks
 
 BINS = 30
 HISTOGRAM_VALUES = 2**15  # values a histogram of activations counts at most (a fixed uniform subset beyond)
@@ -95,12 +96,6 @@ def feature_stats(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.flatten(1), var
 
 
-def per_feature(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-feature (per-channel) mean and unbiased variance of (N, C) or (N, C, H, W) values."""
-    mean, var = feature_stats(t[None])
-    return mean[0], var[0]
-
-
 ACT_STATS = ["mean", "std", "feature_mean_std", "feature_var_mean", "feature_var_std"]
 
 
@@ -148,11 +143,6 @@ def robust(ratios: torch.Tensor, quiet: torch.Tensor) -> torch.Tensor:
     return ratios.masked_fill(quiet, float("nan")).nanmedian(dim=1).values
 
 
-def hidden_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, block) of every hidden block, the ones with a ``norm`` place."""
-    return [(name, m) for name, m in model.named_children() if hasattr(m, "norm") and hasattr(m, "act")]
-
-
 class Probes:
     """Measures the probe batch ``x`` in ``model``; see the module docstring for the tags."""
 
@@ -164,8 +154,7 @@ class Probes:
         self.weight_norms = [(name, b[0].parametrizations.weight.original0) for name, b in self.blocks
                              if hasattr(getattr(b[0], "parametrizations", None), "weight")
                              and hasattr(b[0].parametrizations.weight, "original0")]
-        self.bn_blocks = [(name, b.norm) for name, b in self.blocks
-                          if isinstance(b.norm, BATCH_NORMS) and b.norm.track_running_stats]
+        self.bn_blocks = [(name, b.norm) for name, b in self.blocks if keeps_running_stats(b.norm)]
         dev = x.device
         self._cuda = None if dev.type != "cuda" else dev.index if dev.index is not None else torch.cuda.current_device()
         # the RNG states manual_seed(seed) gives, made once: manual_seed itself seeds every
@@ -217,8 +206,7 @@ class Probes:
     def measure(self) -> dict:
         """{tag: float or Histogram} from one train-mode pass of the probe batch."""
         modules = {f"{n}.{part}": getattr(b, part) for n, b in self.blocks for part in ("norm", "act")}
-        with restored_modes(self.model), frozen_bn_buffers(self.model), self.seeded_rng():
-            self.model.train()  # as training sees it, with the same dropout masks at every probe
+        with train_mode_untouched(self.model), self.seeded_rng():  # the same dropout masks at every probe
             seen = self._capture(modules)
 
         scalars: list[tuple[list[str], torch.Tensor]] = []  # tags, their values flattened
@@ -300,7 +288,7 @@ class Probes:
             seen = self._capture({name: bn for name, bn in self.bn_blocks})
         ratios = []
         for name, bn in self.bn_blocks:
-            var = per_feature(seen[name][0])[1][None]  # (1, C)
+            var = feature_stats(seen[name][0][None])[1]  # (1, C)
             ratios.append(robust((bn.running_var + bn.eps) / (var + bn.eps), quiet_features(var))[0])
         return dict(zip([f"bn/{name}/variance_shift{suffix}" for name, _ in self.bn_blocks],
                         torch.stack(ratios).tolist(), strict=True))

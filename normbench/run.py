@@ -151,8 +151,7 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
     import torch
 
     from .hparams import session
-    from .models import build_model, parameterised_layers
-    from .probes import hidden_blocks
+    from .models import build_model, hidden_blocks, parameterised_layers
     from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink, layout
     from .trainer import Trainer
 

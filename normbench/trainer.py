@@ -101,10 +101,10 @@ class Trainer:
         self.update_ratios = UpdateRatios(model)
         n_probe = min(cfg.probe_batch_size, len(data.train))
         self.steps_per_epoch = len(data.train) // cfg.batch_size  # last incomplete batch dropped
-        self.probe_every = probe_interval(cfg.probe_every, self.steps_per_epoch * cfg.epochs)
+        self.probe_every = probe_interval(cfg.probe_every, self.total_steps)
         self.probes = Probes(model, data.train.x[:n_probe], seed=cfg.seed) if self.probe_every > 0 else None
         self.landscape = None
-        if self.probes is not None and cfg.get("probe_landscape", False):
+        if self.probes is not None and cfg.probe_landscape:
             self.landscape = Landscape(model, data.train.x[:n_probe], data.train.y[:n_probe], cfg.lr,
                                        self.probes.seeded_rng)
         self.shuffle = torch.Generator().manual_seed(cfg.seed)  # CPU: same order on every device
@@ -170,8 +170,7 @@ class Trainer:
         cfg, model, opt, forward, autocast = self.cfg, self.model, self.optimizer, self.forward, self.autocast
         X, Y = self.data.train.x, self.data.train.y
         # plain ints: reading a DictConfig key costs ~25 us, a tenth of a digits MLP step's overhead budget
-        B, every, total = cfg.batch_size, cfg.log_every, self.total_steps
-        probe_every = self.probe_every
+        B, every, total, probe_every = cfg.batch_size, cfg.log_every, self.total_steps, self.probe_every
         device = X.device
         out = self.outcome
         clock = _Clock(out)
@@ -307,9 +306,10 @@ class Trainer:
         losses = torch.stack(self.losses).float()
         logits = torch.cat([o for o, _ in self.outputs])
         correct = (logits.argmax(1) == torch.cat([y for _, y in self.outputs])).sum()
-        loss, correct = torch.stack([losses.mean(), correct.float()]).tolist()
+        loss, correct, *norms = torch.cat([torch.stack([losses.mean(), correct.float()]).to(gnorms.dtype),
+                                           gnorms]).tolist()  # one read back from the device
         metrics = {"train/loss": loss, "train/acc": correct / len(logits), "lr": self.optimizer.param_groups[0]["lr"]}
-        metrics.update(zip(self.grad_norms.tags, gnorms.tolist(), strict=True))
+        metrics.update(zip(self.grad_norms.tags, norms, strict=True))
         bad_step = None
         if not (math.isfinite(loss) and math.isfinite(metrics["grad_norm/total"])):
             first = int((~losses.isfinite()).nonzero()[0]) if not math.isfinite(loss) else len(losses) - 1

@@ -41,6 +41,8 @@ BAD = [
     (["optim.nesterov=true", "optim.momentum=0"], "optim.nesterov=True", "needs momentum"),
     (["optim=adam", "optim.betas=[0.9]"], "optim.betas=[0.9]", "two numbers"),
     (["optim=adam", "optim.betas=[0.9,1.0]"], "optim.betas=[0.9,1.0]", "each 0 <= beta < 1"),
+    (["norm=brn", "norm.r_max=0.5"], "norm.r_max=0.5", "a finite number, 1 <= r_max"),
+    (["norm=brn", "norm.d_max=inf"], "norm.d_max=inf", "a finite number, 0 <= d_max"),
 ]
 
 
