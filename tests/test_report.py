@@ -369,6 +369,7 @@ def test_help_lists_the_options(report):
     assert code == 0
     for option in ("--by", "--metric", "--baseline", "--out", "--block", "--paired", "report.html", "runs.csv"):
         assert option in out
+    assert "95% t-interval" in out and "%%" not in out  # the description is printed as written
 
 
 def test_the_command_line_imports_neither_pandas_nor_matplotlib():

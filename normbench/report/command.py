@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="normbench report", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
                 description="Compare runs across seeds: one row per configuration group with the mean, standard "
-                            "deviation and 95%% t-interval of each result over the completed seeds, counts of "
+                            "deviation and 95% t-interval of each result over the completed seeds, counts of "
                             "diverged/failed/interrupted runs, the difference to a baseline group with its Welch "
                             "(or paired) interval, p-value and Holm-adjusted p-value, the seeds a difference that "
                             "does not resolve would need, pictures, and one self-contained report.html.")
