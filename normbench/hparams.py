@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .norms import canonical
-from .rundir import FINISHED, RUN_MANAGEMENT, STATUSES, flat
+from .rundir import FINISHED, STATUSES, flat, is_management
 
 # what the HParams tab shows beside each run's settings: the last value of these tags
 METRICS = ["val/acc", "val/loss", "train/loss", "val/train_eval_gap", "summary/best_val_acc",
@@ -33,7 +33,7 @@ def values(config: dict) -> dict:
     strings kept as they are, lists as their text (``[32, 64]``), nulls left out."""
     out = {}
     for key, value in flat(canonical(config)).items():
-        if value is None or key.split(".")[0] in RUN_MANAGEMENT:
+        if value is None or is_management(key):
             continue
         out[key] = str(list(value)) if isinstance(value, (list, tuple)) else value
     return out

@@ -37,6 +37,11 @@ HISTOGRAM_COLUMNS = ["step", "epoch", "tag", "left", "right", "count"]  # histog
 # settings that say how a run was managed, not what it computed: runs that differ only in
 # these (and in settings their norm ignores) are the same experiment
 RUN_MANAGEMENT = ("resume", "progress", "checkpoint", "threads", "jobs_per_gpu")
+
+
+def is_management(key: str) -> bool:
+    """Whether a dotted config key says how a run was managed (``RUN_MANAGEMENT``)."""
+    return key.split(".")[0] in RUN_MANAGEMENT
 MAX_SUMMARY_BYTES = 16 * 2**20  # a summary.json beyond this is not one normbench wrote
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .table import METRICS
+from .metrics import METRICS
 
 OUTPUTS = Path("outputs")
 EPILOG = """\
@@ -110,16 +110,18 @@ def run(argv: list[str]) -> int:
     summary, baseline = table.summarize(runs, axes, args.metric, args.baseline, args.paired)
     from .pictures import draw, prepare
 
-    prepared = prepare(runs, args.block)  # reads histograms.csv: a bad --block is refused before writing
+    # reads histograms.csv: a bad --block is refused before anything is written
+    prepared = prepare(runs, args.block) if not args.no_pictures or args.block else None
     out = args.out or _default_out(paths)
     _make_out(out)
     return _write(out, args, argv, loaded, axes, summary, baseline, facts(loaded, axes, baseline, args.paired),
-                  lambda: [] if args.no_pictures else draw(prepared, loaded, runs, summary, axes, baseline,
+                  lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, baseline,
                                                            args.metric, out))
 
 
 def _write(out, args, argv, loaded, axes, summary, baseline, facts_, pictures) -> int:
     from . import load, page
+    from .table import short
     from .text import markdown, readable, write_csv
 
     runs = loaded.runs
@@ -129,7 +131,7 @@ def _write(out, args, argv, loaded, axes, summary, baseline, facts_, pictures) -
     keys = [f"config.{k}" for k in dict.fromkeys([*axes, "seed"]) if f"config.{k}" in runs]
     per_run = runs[["run_dir", "status", "group", *keys, *[c for c in load.NUMBERS if c in runs], "error",
                     "overrides"]]
-    write_csv(per_run.rename(columns={k: k.removeprefix("config.").removesuffix(".name") for k in keys}),
+    write_csv(per_run.rename(columns={k: short(k.removeprefix("config.")) for k in keys}),
               out / "runs.csv")
     drawn = pictures()
     command = "normbench report " + " ".join(shlex.quote(a) for a in argv)

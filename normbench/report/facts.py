@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 
 from ..norms import NOT_APPLICABLE
-from ..rundir import RUN_MANAGEMENT, STATUSES
+from ..rundir import STATUSES, is_management
 from .table import short, value_text
 
 
@@ -59,7 +59,7 @@ def shared_settings(runs: pd.DataFrame) -> list[str]:
     for column in [c for c in runs.columns if c.startswith("config.")]:
         key = column.removeprefix("config.")
         values = runs[column].map(value_text)
-        if key.split(".")[0] in RUN_MANAGEMENT or values.nunique() != 1 or values.iloc[0] == NOT_APPLICABLE:
+        if is_management(key) or values.nunique() != 1 or values.iloc[0] == NOT_APPLICABLE:
             continue
         shared.append(f"{short(key)}={values.iloc[0]}")
     return shared

@@ -22,8 +22,8 @@ import pandas as pd
 
 from ..errors import UsageError, described
 from ..norms import canonical
-from ..rundir import (CSV_COLUMNS, HISTOGRAM_COLUMNS, HISTOGRAMS, METRICS, NUMBERS, RUN_MANAGEMENT, STATUSES,
-                      SUMMARY, SWEEP_CONFIG, Unreadable, flat, read_summary, shown, sweeps)
+from ..rundir import (CSV_COLUMNS, HISTOGRAM_COLUMNS, HISTOGRAMS, METRICS, NUMBERS, STATUSES,
+                      SUMMARY, SWEEP_CONFIG, Unreadable, flat, is_management, read_summary, shown, sweeps)
 
 HYDRA = ".hydra"
 # the metrics.csv tags the pictures use; the rest (probes) are not kept in memory
@@ -144,7 +144,7 @@ def _row(name: str, summary) -> tuple[dict, list[tuple[str, float]]]:
 def _identity(row: dict) -> str:
     """What makes two runs the same experiment: every setting but how they were managed."""
     settings = {k: row[k] for k in sorted(row) if k.startswith("config.")
-                and k.removeprefix("config.") not in RUN_MANAGEMENT}
+                and not is_management(k.removeprefix("config."))}
     return json.dumps(settings, sort_keys=True, default=str)
 
 
@@ -200,12 +200,13 @@ def load(paths: list[Path]) -> Runs:
     kept = {r["run_dir"] for r in rows}
     frames = {name: f for name, f in frames.items() if name in kept}
     metrics, bad = _curves(list(frames.values()), list(frames))
+    bad = set(bad)
     if bad:
-        skipped += [(name, f"corrupt {METRICS}: a step that is not a number") for name in bad]
+        skipped += [(name, f"corrupt {METRICS}: a step that is not a number") for name in sorted(bad)]
         skipped.sort()
-        rows = [r for r in rows if r["run_dir"] not in set(bad)]
+        rows = [r for r in rows if r["run_dir"] not in bad]
     return Runs(runs=_frame(rows), metrics=metrics, skipped=skipped, duplicates=duplicates,
-                dropped=[d for d in dropped if d[0] in kept and d[0] not in set(bad)])
+                dropped=[d for d in dropped if d[0] in kept and d[0] not in bad])
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .facts import plural, shared_settings
 from .plots import Picture
-from .table import METRICS
+from .metrics import METRICS
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1500px; padding: 0 1em; color: #222; }

@@ -54,10 +54,11 @@ def prepare(runs: pd.DataFrame, wanted_block: str | None) -> tuple[str | None, d
     return block, {g: v for g, v in hists.items() if not v[1].empty}
 
 
-def draw(prepared, loaded, runs: pd.DataFrame, summary: pd.DataFrame, axes: list[str], baseline: str, metric: str,
+def draw(prepared, loaded, summary: pd.DataFrame, axes: list[str], baseline: str, metric: str,
          out: Path) -> list[Picture]:
     """Draw every picture into ``out``; a picture no run has data for is removed there (no
     stale one from an earlier report) and returned with the reason it is missing."""
+    runs = loaded.runs
     order = list(summary["group"])
     settings = {g: {short(k): value_text(v) for k, v in zip(axes, row, strict=True)}
                 for g, row in zip(summary["group"], summary[[short(k) for k in axes]].itertuples(index=False),

@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import stats
 from .style import MAX_PANELS, Styles, finite_range, legend, literal, log_axis, padded, pyplot, save
-from .table import METRICS
+from .metrics import METRICS
 
 MAX_ACTIVATION_GROUPS = 8
 
@@ -184,11 +184,12 @@ def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, baseline:
                   ha="center" if len(order) <= 6 else "right")
     ax.get_xticklabels()[b].set_fontweight("bold")
     limits = finite_range(np.concatenate([done[metric].to_numpy(dtype=float), mean, lo, hi]))
-    bounds = (0.0, 1.0) if metric.endswith("_acc") else None
+    fraction = METRICS[metric].bounds == (0.0, 1.0)
+    bounds = (0.0, 1.0) if fraction else None
     if limits is not None:
         ax.set_ylim(*padded(*limits, log=False, bounds=bounds))
     ax.set_xlim(-0.6, len(order) - 0.2)
-    ax.set_ylabel(label + (" (fraction)" if metric.endswith("_acc") else ""))
+    ax.set_ylabel(label + (" (fraction)" if fraction else ""))
     ax.set_xlabel("configuration group")
     ax.set_title(title + " (completed runs)")
     ax.grid(alpha=0.3, axis="y")

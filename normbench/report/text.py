@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .table import METRICS, quantities, short
+from .metrics import METRICS
+from .stats import MAX_SEEDS
+from .table import quantities, short
 
 
 def _number(value: float, digits: int) -> str:
@@ -41,7 +43,7 @@ def p_text(p: float) -> str:
 def seeds_text(n: float) -> str:
     if np.isnan(n):
         return "-"
-    return f">{10_000:,}" if math.isinf(n) else f"{int(n)} per group"
+    return f">{MAX_SEEDS:,}" if math.isinf(n) else f"{int(n)} per group"
 
 
 def delta_text(d: float, lo: float, hi: float, digits: int, agree: bool) -> str:
