@@ -123,13 +123,17 @@ def _check_torchvision(d) -> None:
 # --- the table -------------------------------------------------------------------------------
 
 
-def _load(name: str) -> Callable[[Any], "Raw"]:
-    """The loader ``name`` of datasets.py, imported (with torch) when called."""
+def _load(name: str, *args) -> Callable[[Any], "Raw"]:
+    """The loader ``name`` of datasets.py (given ``args`` after the config), imported (with
+    torch) when called."""
     def load(cfg):
         from . import datasets
 
-        return getattr(datasets, name)(cfg)
+        return getattr(datasets, name)(cfg, *args)
     return load
+
+
+_MNIST_FILES = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*"
 
 
 @dataclass(frozen=True)
@@ -151,14 +155,15 @@ DATASETS: dict[str, Dataset] = {
     "synthetic": Dataset("synthetic", "generated images (or vectors): a class's mean plus noise", SyntheticConfig,
                          _load("synthetic"), inputs="data.shape", check=_check_synthetic),
     "mnist": Dataset("MNIST", "torchvision's MNIST from data.root", TorchvisionDataConfig,
-                     _load("torchvision_set"), inputs="images", check=_check_torchvision,
-                     schema_name="torchvision"),
+                     _load("torchvision_set", "MNIST", "MNIST/raw", _MNIST_FILES), inputs="images",
+                     check=_check_torchvision, schema_name="torchvision"),
     "fashion_mnist": Dataset("Fashion-MNIST", "torchvision's FashionMNIST from data.root", TorchvisionDataConfig,
-                             _load("torchvision_set"), inputs="images", check=_check_torchvision,
-                             schema_name="torchvision"),
+                             _load("torchvision_set", "FashionMNIST", "FashionMNIST/raw", _MNIST_FILES),
+                             inputs="images", check=_check_torchvision, schema_name="torchvision"),
     "cifar10": Dataset("CIFAR-10", "torchvision's CIFAR10 from data.root", TorchvisionDataConfig,
-                       _load("torchvision_set"), inputs="images", check=_check_torchvision,
-                       schema_name="torchvision"),
+                       _load("torchvision_set", "CIFAR10", "cifar-10-batches-py",
+                             "data_batch_1..5, test_batch, batches.meta"),
+                       inputs="images", check=_check_torchvision, schema_name="torchvision"),
 }
 
 

@@ -128,14 +128,6 @@ def make_blobs(n_samples: int, centers: np.ndarray, cluster_std: float, seed: in
     return x[order], y[order]
 
 
-# torchvision class, its folder under data.root, the files it needs there
-_TORCHVISION = {
-    "mnist": ("MNIST", "MNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*"),
-    "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*"),
-    "cifar10": ("CIFAR10", "cifar-10-batches-py", "data_batch_1..5, test_batch, batches.meta"),
-}
-
-
 def _images(ds) -> tuple[torch.Tensor, torch.Tensor]:
     """A torchvision data set's whole array as float (N, C, H, W) in [0, 1], labels int64."""
     x = torch.as_tensor(np.asarray(ds.data))
@@ -143,10 +135,10 @@ def _images(ds) -> tuple[torch.Tensor, torch.Tensor]:
     return x.float().div_(255.0).contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
 
 
-def torchvision_set(cfg) -> Raw:
+def torchvision_set(cfg, cls_name: str, folder: str, files: str) -> Raw:
+    """torchvision's data set ``cls_name`` from ``data.root``, whose ``folder`` holds ``files``."""
     from torchvision import datasets
 
-    cls_name, folder, files = _TORCHVISION[cfg.name]
     cls = getattr(datasets, cls_name)
     where = os.path.join(cfg.root, folder)
     try:

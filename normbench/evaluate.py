@@ -42,10 +42,9 @@ def parse(args: list[str]) -> tuple[Path, dict, bool]:
         raise UsageError(f"evaluate takes one run directory or checkpoint, got {len(paths)}; {USAGE}")
     if options["split"] not in ("val", "test"):
         raise UsageError(f"split={options['split']} is not allowed; allowed: val, test")
-    from .validate import DEVICE
+    from .validate import check_device
 
-    if not DEVICE.match(options["device"]):
-        raise UsageError(f"device={options['device']} is not allowed; allowed: auto, cpu, cuda, cuda:N")
+    check_device(options["device"])
     if options["data.root"] is not None and not options["data.root"].strip():
         raise UsageError("data.root= is empty; allowed: a directory holding the data set's files")
     return Path(paths[0]), options, "--json" in flags

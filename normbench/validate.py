@@ -32,6 +32,11 @@ def max_threads() -> int:
     return 4 * (os.cpu_count() or 1)
 
 
+def check_device(device) -> None:
+    if not DEVICE.match(str(device)):
+        fail("device", device, "auto, cpu, cuda, cuda:N")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Every value and combination that can be judged without loading data."""
     number("dropout", cfg.dropout, 0, 1, hi_open=True)
@@ -48,8 +53,7 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.threads is not None:
         integer("threads", cfg.threads, 1, max_threads())
     integer("jobs_per_gpu", cfg.jobs_per_gpu, 1)
-    if not DEVICE.match(str(cfg.device)):
-        fail("device", cfg.device, "auto, cpu, cuda, cuda:N")
+    check_device(cfg.device)
     if cfg.amp not in AMP:
         fail("amp", cfg.amp, ", ".join(AMP) + " (fp16 would need loss scaling, which skips steps whose gradients "
              "overflow; normbench would record those as divergence)")
