@@ -14,8 +14,29 @@ from .rundir import CHECKPOINT, atomic_write
 
 CHECKPOINT_KEYS = ("model", "optimizer", "step", "epoch", "rng", "config")
 # keys added to the config since a checkpoint may have been made: absent means these values
+# (a nested dict adds keys inside that group)
 ADDED_KEYS = {"amp": "none", "channels_last": False, "compile": False, "threads": None, "jobs_per_gpu": 1,
-              "probe_landscape": False}
+              "probe_landscape": False, "steps": None, "lr_scaling": "none", "base_batch_size": 64,
+              "schedule": {"name": "constant", "warmup_steps": 0, "warmup_epochs": None, "warmup_start_factor": 0.01},
+              "optim": {"norm_weight_decay": None, "bias_weight_decay": None}}
+
+
+def with_added_keys(config: dict) -> dict:
+    """A checkpoint's config with the keys added since an older normbench made it, as that
+    normbench ran them (no schedule, one weight decay, no augmentation)."""
+    from .data import DATASETS, ImageDataConfig
+
+    out = dict(config)
+    for key, value in ADDED_KEYS.items():
+        if isinstance(value, dict):
+            out[key] = {**value, **out[key]} if isinstance(out.get(key), dict) else out.get(key, value)
+        else:
+            out.setdefault(key, value)
+    data = out.get("data")
+    row = DATASETS.get(data.get("name")) if isinstance(data, dict) else None
+    if row is not None and issubclass(row.schema, ImageDataConfig) and "augment" not in data:
+        out["data"] = {**data, "augment": "none"}
+    return out
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:
@@ -68,5 +89,5 @@ def load_checkpoint(path: Path, source: str | None = None) -> dict:
     if not isinstance(state["config"], dict):
         raise UsageError(f"{path}: not a normbench checkpoint: its config is not a mapping")
     check_config(state["config"], source or str(path))
-    state["config"] = {**ADDED_KEYS, **state["config"]}  # an older normbench's: the keys it lacks
+    state["config"] = with_added_keys(state["config"])
     return state

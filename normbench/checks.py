@@ -10,6 +10,12 @@ from typing import Any, NoReturn, Sequence
 from .errors import UsageError
 
 
+def option(value: Any) -> str:
+    """The name of an option whether Hydra gives it as an Enum member (structured configs)
+    or as a plain string (a config read from a file)."""
+    return getattr(value, "value", value)
+
+
 def show(value: Any) -> str:
     """A value as it would be typed: lists as ``[1,2]``."""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig":

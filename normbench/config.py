@@ -19,13 +19,15 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from .budget import LRScaling
 from .data import DATASETS
 from .models import MODELS, Init, Placement
 from .norms import NORMS
 from .optim import OPTIMIZERS
+from .schedules import SCHEDULES
 
 # group -> its table: the options a user picks with group=<name>
-AXES = {"model": MODELS, "norm": NORMS, "data": DATASETS, "optim": OPTIMIZERS}
+AXES = {"model": MODELS, "norm": NORMS, "data": DATASETS, "optim": OPTIMIZERS, "schedule": SCHEDULES}
 
 
 @dataclass
@@ -37,7 +39,9 @@ class TrainConfig:
     data: Any = MISSING
     """data group: digits, blobs, synthetic, mnist, fashion_mnist, cifar10"""
     optim: Any = MISSING
-    """optim group: sgd, adam"""
+    """optim group: sgd, adam, adamw"""
+    schedule: Any = MISSING
+    """schedule group: constant, step, cosine (each with an optional linear warm-up)"""
     placement: Placement = MISSING
     """norm before (pre) or after (post) the activation"""
     dropout: float = MISSING
@@ -45,11 +49,17 @@ class TrainConfig:
     init: Init = MISSING
     """weight initialisation of Linear/Conv layers"""
     lr: float = MISSING
-    """learning rate (constant)"""
+    """learning rate at base_batch_size (lr_scaling scales it to batch_size); the schedule starts from it"""
     batch_size: int = MISSING
     """training batch size; the last incomplete batch of an epoch is dropped"""
-    epochs: int = MISSING
-    """passes over the training split"""
+    epochs: Optional[int] = None
+    """passes over the training split; null: 20, unless steps is given (one of the two)"""
+    steps: Optional[int] = None
+    """optimizer steps to train (the last epoch may be partial); null: epochs decides"""
+    lr_scaling: LRScaling = MISSING
+    """none, linear or sqrt: the learning rate used is lr x (batch_size / base_batch_size)^(0, 1, 1/2)"""
+    base_batch_size: int = MISSING
+    """the batch size at which lr is the learning rate used (lr_scaling)"""
     seed: int = MISSING
     """seed of initialisation, shuffling and dropout; 0 is a seed like any other"""
     device: str = MISSING

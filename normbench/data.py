@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional
 from omegaconf import MISSING
 
 from . import checks
+from .checks import option
+from .augment import Augment, active
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,8 +43,8 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class DigitsConfig:
-    name: str = "digits"
+class DataConfig:
+    name: str = MISSING
     standardize: bool = MISSING
     """z-score inputs with training-split statistics"""
     val_fraction: float = MISSING
@@ -52,7 +54,23 @@ class DigitsConfig:
 
 
 @dataclass
-class BlobsConfig(DigitsConfig):
+class ImageDataConfig(DataConfig):
+    augment: Augment = MISSING
+    """augmentation of training batches, on the device: none, or crop_flip (random crop after
+    padding, horizontal flip); evaluation and probes see the data as it is"""
+    augment_pad: int = MISSING
+    """crop_flip: pixels of black padding on each side before the random crop (4 for 32x32)"""
+    augment_flip: bool = MISSING
+    """crop_flip: mirror half the images left-right (refused where a mirror changes the class)"""
+
+
+@dataclass
+class DigitsConfig(ImageDataConfig):
+    name: str = "digits"
+
+
+@dataclass
+class BlobsConfig(DataConfig):
     name: str = "blobs"
     n_samples: int = MISSING
     """samples in all, split evenly over the classes"""
@@ -70,7 +88,7 @@ class BlobsConfig(DigitsConfig):
 
 
 @dataclass
-class SyntheticConfig(DigitsConfig):
+class SyntheticConfig(ImageDataConfig):
     name: str = "synthetic"
     shape: List[int] = MISSING
     """shape of one input: [C, H, W] images (for the CNN or the MLP), or [n] feature vectors"""
@@ -84,8 +102,7 @@ class SyntheticConfig(DigitsConfig):
 
 
 @dataclass
-class TorchvisionDataConfig(DigitsConfig):
-    name: str = MISSING
+class TorchvisionDataConfig(ImageDataConfig):
     root: str = MISSING
     """directory holding the data set's files (torchvision's layout)"""
     download: bool = MISSING
@@ -113,6 +130,7 @@ def _check_synthetic(d) -> None:
     checks.integer("data.n_samples", d.n_samples, 4 * d.n_classes)
     checks.number("data.noise", d.noise, 0)
     checks.integer("data.seed", d.seed, 0, checks.SEED_MAX)
+
 
 
 def _check_torchvision(d) -> None:
@@ -145,26 +163,47 @@ class Dataset:
     inputs: str  # "images" (C, H, W), "vectors", or "data.shape" (images when it has three entries)
     check: Optional[Callable[[Any], None]] = None
     schema_name: str = ""  # the ConfigStore name of its schema, when rows share one (default: the row's)
+    flip_keeps_class: bool = False  # a left-right mirror of an image is still of its class (data.augment_flip)
+    mirror: str = ""  # why not, when it is not: what a mirror does to its images
 
 
 DATASETS: dict[str, Dataset] = {
     "digits": Dataset("digits", "scikit-learn's bundled 8x8 handwritten digits (1797 samples, 10 classes)",
-                      DigitsConfig, _load("digits"), inputs="images"),
+                      DigitsConfig, _load("digits"), inputs="images", mirror="a mirrored digit is another shape"),
     "blobs": Dataset("blobs", "generated Gaussian classes (feature vectors)", BlobsConfig, _load("blobs"),
                      inputs="vectors", check=_check_blobs),
     "synthetic": Dataset("synthetic", "generated images (or vectors): a class's mean plus noise", SyntheticConfig,
-                         _load("synthetic"), inputs="data.shape", check=_check_synthetic),
+                         _load("synthetic"), inputs="data.shape", check=_check_synthetic,
+                         mirror="a mirrored class template is another random image"),
     "mnist": Dataset("MNIST", "torchvision's MNIST from data.root", TorchvisionDataConfig,
                      _load("torchvision_set", "MNIST", "MNIST/raw", _MNIST_FILES), inputs="images",
-                     check=_check_torchvision, schema_name="torchvision"),
+                     check=_check_torchvision, schema_name="torchvision", mirror="a mirrored digit is another shape"),
     "fashion_mnist": Dataset("Fashion-MNIST", "torchvision's FashionMNIST from data.root", TorchvisionDataConfig,
                              _load("torchvision_set", "FashionMNIST", "FashionMNIST/raw", _MNIST_FILES),
-                             inputs="images", check=_check_torchvision, schema_name="torchvision"),
+                             inputs="images", check=_check_torchvision, schema_name="torchvision",
+                             flip_keeps_class=True),
     "cifar10": Dataset("CIFAR-10", "torchvision's CIFAR10 from data.root", TorchvisionDataConfig,
                        _load("torchvision_set", "CIFAR10", "cifar-10-batches-py",
                              "data_batch_1..5, test_batch, batches.meta"),
-                       inputs="images", check=_check_torchvision, schema_name="torchvision"),
+                       inputs="images", check=_check_torchvision, schema_name="torchvision",
+                       flip_keeps_class=True),
 }
+
+
+def check_augment(d) -> None:
+    """``data.augment`` and its settings: image data only, a flip only where it keeps the class."""
+    if "augment" not in d:
+        return
+    checks.integer("data.augment_pad", d.augment_pad, 0)
+    if not active(d):
+        return
+    row = DATASETS[d.name]
+    if row.inputs == "vectors" or (row.inputs == "data.shape" and len(d.shape) != 3):
+        raise UsageError(f"data.augment={option(d.augment)} is not allowed with data={d.name} of feature vectors: "
+                         f"it crops and mirrors images; allowed: data.augment=none")
+    if d.augment_flip and not row.flip_keeps_class:
+        raise UsageError(f"data.augment_flip=true is not allowed with data={d.name}: {row.mirror}, so a flip would "
+                         f"change what the class looks like; allowed: data.augment_flip=false")
 
 
 @dataclass
@@ -174,6 +213,7 @@ class Data:
     test: Optional["Split"]
     input_shape: tuple[int, ...]
     num_classes: int
+    blank: Any = None  # images: (C,) the value of a black pixel after standardization (augmentation's padding)
 
 
 def load_data(cfg, device="cpu") -> Data:
@@ -193,7 +233,10 @@ def load_data(cfg, device="cpu") -> Data:
         )
     tr, va = stratified_split(raw.y, cfg.val_fraction, cfg.split_seed)
     train, val = Split(raw.x[tr], raw.y[tr]), Split(raw.x[va], raw.y[va])
+    blank = torch.zeros(raw.x.shape[1]) if raw.x.dim() == 4 else None
     if cfg.standardize:
-        standardize(train, val, raw.test)
+        mean, std = standardize(train, val, raw.test)
+        if blank is not None:
+            blank = (blank - mean.flatten()) / std.flatten()
     test = raw.test.to(device) if raw.test is not None else None
-    return Data(train.to(device), val.to(device), test, tuple(raw.x.shape[1:]), classes)
+    return Data(train.to(device), val.to(device), test, tuple(raw.x.shape[1:]), classes, blank)

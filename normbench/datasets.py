@@ -204,12 +204,13 @@ def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.Ran
     return floored.astype(int)
 
 
-def standardize(train: Split, *others: Optional[Split]) -> None:
+def standardize(train: Split, *others: Optional[Split]) -> tuple[torch.Tensor, torch.Tensor]:
     """z-score in place with the training split's mean and std: per channel for images
-    (over samples and space), per feature for vectors."""
+    (over samples and space), per feature for vectors; returns that mean and std."""
     dims = (0, 2, 3) if train.x.ndim == 4 else (0,)
     mean = train.x.mean(dim=dims, keepdim=True)
     std = train.x.std(dim=dims, keepdim=True).clamp_min(1e-8)
     for split in (train, *others):
         if split is not None:
             split.x.sub_(mean).div_(std)
+    return mean, std

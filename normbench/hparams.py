@@ -10,7 +10,7 @@ itself imports TensorFlow):
   string, integer and boolean ones, and the metrics. ``tensorboard --logdir <sweep>``
   opens the tab on it; a single run's table is computed from its session alone.
 
-Settings a run's norm ignores read ``n/a`` (``norms.canonical``); null values and the
+Settings a run's norm ignores read ``n/a`` (``identity.canonical``); null values and the
 settings that only say how a run was managed (``rundir.RUN_MANAGEMENT``) are left out.
 Nothing here imports torch, so the sweep process writes its experiment config without it.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .norms import canonical
+from .identity import canonical
 from .rundir import FINISHED, STATUSES, flat, is_management
 
 # what the HParams tab shows beside each run's settings: the last value of these tags

@@ -4,7 +4,9 @@ normalization help optimization?", section 3.1), with ``probe_landscape=true``.
 At each probe step, on the probe batch, in training mode (BatchNorm with the batch's
 statistics, dropout with the probes' fixed masks): the loss L and gradient g at the
 weights theta, then at ``theta - eta * g`` for each step size ``eta`` in ``STEPS`` times
-the learning rate (a range around it, as the paper moves along the gradient), recorded as
+the learning rate in effect at that step (after scaling, warm-up and schedule: the step the
+optimizer just took used it), a range around it as the paper moves along the gradient,
+recorded as
 
 - ``landscape/loss_range``: the largest minus the smallest loss over theta and those points;
 - ``landscape/grad_change``: the largest L2 distance between g and a gradient there;
@@ -33,9 +35,9 @@ STEPS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the step sizes, in units of the learning r
 
 
 class Landscape:
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float,
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: Callable[[], float],
                  seeded_rng: Callable[[], AbstractContextManager]):
-        self.model, self.x, self.y, self.lr = model, x, y, lr
+        self.model, self.x, self.y, self.lr = model, x, y, lr  # lr(): the learning rate in effect now
         self.seeded_rng = seeded_rng  # the probes' fixed dropout masks, and the RNG as it was afterwards
         self.params = [p for p in model.parameters() if p.requires_grad]
 
@@ -48,12 +50,13 @@ class Landscape:
     def measure(self) -> dict[str, float]:
         saved = [p.detach().clone() for p in self.params]
         try:
+            lr = self.lr()
             with train_mode_untouched(self.model):
                 loss0, g0 = self._loss_and_grad()
                 g_norm = _norm(g0)
                 losses, changes, betas = [loss0], [], []
                 for factor in STEPS:
-                    eta = factor * self.lr
+                    eta = factor * lr
                     with torch.no_grad():  # from the weights the probe found
                         for p, s, g in zip(self.params, saved, g0, strict=True):
                             p.copy_(s).sub_(g, alpha=eta)

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any, Callable, List
 from omegaconf import MISSING
 
 from . import checks
+from .checks import option
 from .norms import NORMS, make_norm
+from .sites import NormSite
 
 if TYPE_CHECKING:
     from torch import nn
@@ -70,10 +72,6 @@ class CNNConfig:
     """hidden activation"""
 
 
-def _name(value) -> str:
-    """Enum members from structured configs and plain strings alike."""
-    return getattr(value, "value", value)
-
 
 def _check_mlp(m) -> None:
     for key in ("depth", "width"):
@@ -111,7 +109,7 @@ def _mlp(cfg, input_shape: tuple[int, ...], bias: bool, act: Callable[[], nn.Mod
         w = cfg.model.width
         blocks.append((f"block{i + 1}", hidden_block(
             "linear", nn.Linear(width_in, w, bias=bias), make_norm(cfg.norm, w, "vector"), act(),
-            _name(cfg.placement), cfg.dropout, pool=False)))
+            option(cfg.placement), cfg.dropout, pool=False)))
         width_in = w
     return blocks, width_in
 
@@ -126,7 +124,7 @@ def _cnn(cfg, input_shape: tuple[int, ...], bias: bool, act: Callable[[], nn.Mod
         pool = i < last and side >= 4
         blocks.append((f"block{i + 1}", hidden_block(
             "conv", nn.Conv2d(channels_in, c, 3, padding=1, bias=bias), make_norm(cfg.norm, c, "maps"), act(),
-            _name(cfg.placement), cfg.dropout, pool=pool)))
+            option(cfg.placement), cfg.dropout, pool=pool)))
         channels_in, side = c, side // 2 if pool else side
     return blocks + [("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())], channels_in
 
@@ -180,16 +178,18 @@ def build_model(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Modul
     """The model ``cfg.model`` with ``cfg.norm`` at ``cfg.placement``, initialised per ``cfg.init``."""
     from torch import nn
 
-    act_class = getattr(nn, ACTIVATIONS[_name(cfg.model.activation)])
+    act_class = getattr(nn, ACTIVATIONS[option(cfg.model.activation)])
     # A per-channel mean subtraction right after the layer makes its bias redundant.
-    bias = not (_name(cfg.placement) == "pre" and NORMS[cfg.norm.name].cancels_bias)
+    bias = not (option(cfg.placement) == "pre" and NORMS[cfg.norm.name].cancels_bias)
     blocks, width = MODELS[cfg.model.name].blocks(cfg, input_shape, bias, act_class)
     model = nn.Sequential(OrderedDict([*blocks, ("head", nn.Linear(width, num_classes))]))
-    initialise(model, _name(cfg.init))
+    model.norm_sites = [NormSite(name, block.norm, block[0], block.act, name, cfg.norm.name)
+                        for name, block in hidden_blocks(model)]
+    initialise(model, option(cfg.init))
     norm = NORMS[cfg.norm.name]
     if norm.weights is not None:  # the norm changes the hidden layers' weights (weight norm or standardization)
-        for _, block in hidden_blocks(model):
-            norm.weights(block[0], cfg.norm, MODELS[cfg.model.name].kind)
+        for site in model.norm_sites:
+            norm.weights(site.layer, cfg.norm, MODELS[cfg.model.name].kind)
     return model
 
 

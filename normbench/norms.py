@@ -13,7 +13,7 @@ A row (``Norm``) carries:
 - ``ignores``: top-level settings that cannot change the network with this norm. With
   ``norm=none`` an identity sits in the norm's place, so ``placement=pre`` and ``post``
   are the same network: a sweep trains it once per seed and the report makes one group
-  of it (``canonical``). Keys of other norms cannot be set with this one anyway;
+  of it (``identity.canonical``). Keys of other norms cannot be set with this one anyway;
 - ``same``: the same training written one way, where two settings of the row's own keys
   mean the same (ghost batches as large as the batch are the batch: ``ghost_batch`` null);
 - ``check``: constraints the types cannot express (``norm.groups`` must divide the widths);
@@ -223,6 +223,7 @@ class Norm:
     check: Optional[Callable[[Any, list[int], str, str], None]] = None  # (norm cfg, widths, kind, what)
     min_batch: int = 1
     weights: Optional[Callable[[Any, Any, str], Any]] = None  # (hidden Linear/Conv, norm cfg, kind) -> the layer
+    layer_params: tuple[str, ...] = ()  # parameters it puts on the layer it normalizes: its own (optim's norm group)
 
     def build(self, kind: str) -> Optional[Builder]:
         return self.vectors if kind == "vector" else self.maps
@@ -301,7 +302,7 @@ NORMS: dict[str, Norm] = {
     "wn": Norm("weight normalization", "each hidden layer's weight as g * v / ||v||; no activation norm",
                WeightNormConfig, vectors=lambda c, cfg: _nn().Identity(),
                maps=lambda c, cfg: _nn().Identity(), cancels_bias=False, ignores=("placement",),
-               weights=_weight_norm),
+               weights=_weight_norm, layer_params=("parametrizations.weight.original0",)),
     "none": Norm("no normalization", "an identity in the norm's place (placement has no effect)", NoNormConfig,
                  vectors=lambda c, cfg: _nn().Identity(), maps=lambda c, cfg: _nn().Identity(), cancels_bias=False,
                  ignores=("placement",), weights=_standardized),
@@ -315,19 +316,3 @@ def make_norm(cfg, num_features: int, kind: str) -> nn.Module:
     if builder is None:
         raise ValueError(f"norm={cfg.name} has no layer for {kind}")
     return builder(num_features, cfg)
-
-
-NOT_APPLICABLE = "n/a"  # the value canonical() gives a setting that cannot change the network
-
-
-def canonical(config: dict) -> dict:
-    """A resolved config (nested dict) with every top-level setting its norm ignores set
-    to ``NOT_APPLICABLE`` and its own settings written one way (``same``): two configs
-    that are equal after this train the same network in the same way (``norm=none
-    placement=pre`` and ``norm=none placement=post``; ``norm.ghost_batch=64`` at
-    ``batch_size=64`` and no ghost batches)."""
-    norm = NORMS.get(str((config.get("norm") or {}).get("name")))
-    if norm is None:
-        return dict(config)
-    config = norm.same(config) if norm.same is not None else dict(config)
-    return {k: (NOT_APPLICABLE if k in norm.ignores else v) for k, v in config.items()}

@@ -32,6 +32,7 @@ from .errors import NothingToDo, RunFailed, UsageError, described
 from .rundir import (CHECKPOINT, FINISHED, HISTOGRAMS, LOG, METRICS, Summary, remove_unfinished_writes, shown, summary_or_none,
                      write_summary)
 from .signals import Stop
+from .budget import effective_lr
 from .validate import check_against_data
 
 log = logging.getLogger("normbench")
@@ -95,10 +96,11 @@ def _prepare(cfg, place: Place, summary: Summary) -> Prepared:
     device = resolve_device(place.device or cfg.device)
     data = load_data(cfg.data, device)
     check_against_data(cfg, len(data.train), data.input_shape)
-    summary.val_samples = len(data.val)
+    summary.val_samples, summary.train_samples = len(data.val), len(data.train)
+    summary.effective_lr = effective_lr(cfg)
     checkpoint = None
     if place.resume:
-        checkpoint = checkpoint_to_resume(place.run_dir, cfg, summary.config)
+        checkpoint = checkpoint_to_resume(place.run_dir, cfg, summary.config, len(data.train))
     return Prepared(device, data, checkpoint)
 
 
@@ -169,7 +171,8 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
         charts = layout([name for name, _ in parameterised_layers(model)], [name for name, _ in hidden_blocks(model)])
         tensorboard = TensorBoardSink(run_dir, resume_step, charts)
         sinks = Sinks(CSVSink(run_dir / METRICS, resume_step), HistogramCSVSink(run_dir / HISTOGRAMS, resume_step),
-                      tensorboard, ProgressSink(trainer.total_steps, cfg.epochs, start=trainer.step)
+                      tensorboard, ProgressSink(trainer.total_steps, -(-trainer.total_steps // trainer.steps_per_epoch),
+                                                start=trainer.step)
                       if cfg.progress and place.progress else None)
 
         def save(tr):
@@ -226,6 +229,7 @@ def outcome_fields(o, batch_size: int) -> dict:
         "final_train_loss": o.final.get("train/loss"), "final_train_acc": o.final.get("train/acc"),
         "best_val_acc": o.best_val_acc, "best_val_acc_step": o.best_val_acc_step, "best_val_loss": o.best_val_loss,
         "steps_to_target": o.steps_to_target, "seconds_to_target": o.seconds_to_target,
+        "samples_to_target": None if o.steps_to_target is None else o.steps_to_target * batch_size,
         "epochs_completed": o.epochs_completed, "diverged_at_step": o.diverged_at_step,
         "steps_per_s": rate, "samples_per_s": rate and rate * batch_size, "train_time_s": o.train_seconds,
         "final_val_acc_train_mode": o.final.get("val/acc_train_mode"), "train_eval_gap": o.final.get("val/train_eval_gap"),
@@ -252,6 +256,9 @@ def _record(summary: Summary, outcome, trainer, device, cfg, t0: float) -> Summa
         setattr(summary, name, value)
     summary.status = outcome.status if outcome is not None else "failed"
     summary.steps = trainer.step if trainer else 0
+    if trainer is not None:
+        summary.samples_seen, summary.epochs_seen = trainer.plan.samples_at(trainer.step), \
+            trainer.plan.epochs_at(trainer.step)
     summary.wall_time_s, summary.finished_at = time.perf_counter() - t0, _now()
     summary.device, summary.threads = str(device), torch.get_num_threads()
     summary.device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"

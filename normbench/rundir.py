@@ -66,9 +66,12 @@ class Summary:
     best_val_loss: Optional[float] = None
     target_acc: Optional[float] = None
     steps_to_target: Optional[int] = None
+    samples_to_target: Optional[int] = None  # steps_to_target x batch_size: comparable across batch sizes
     seconds_to_target: Optional[float] = None
-    steps: Optional[int] = None
-    epochs_completed: Optional[int] = None
+    steps: Optional[int] = None  # optimizer steps taken
+    epochs_completed: Optional[int] = None  # full passes over the training split
+    samples_seen: Optional[int] = None  # training samples the steps took (steps x batch_size)
+    epochs_seen: Optional[float] = None  # samples_seen / train_samples: epochs, fractional
     diverged_at_step: Optional[int] = None
     steps_per_s: Optional[float] = None
     samples_per_s: Optional[float] = None
@@ -84,6 +87,8 @@ class Summary:
     landscape_grad_change: Optional[float] = None
     landscape_beta: Optional[float] = None
     val_samples: Optional[int] = None  # validation samples behind each accuracy
+    train_samples: Optional[int] = None  # samples in the training split
+    effective_lr: Optional[float] = None  # lr x (batch_size / base_batch_size)^p (lr_scaling), before the schedule
     num_params: Optional[int] = None
     device: Optional[str] = None
     device_name: Optional[str] = None

@@ -5,10 +5,16 @@ One step (shapes for the digits MLP, batch B):
 
     idx = perm[i*B:(i+1)*B]          # (B,) indices into the device-resident split
     x, y = X[idx], Y[idx]            # (B, 1, 8, 8), (B,)
+    [x = augment(x)]                 # data.augment: on the device, the whole batch (augment.py)
     loss = cross_entropy(model(x), y)
     backward; [every log_every steps: per-layer gradient norms]
     optimizer.step()
     [at each probe step: update-to-weight ratios, probes on the fixed probe batch (probes.py)]
+    [scheduler.step()]               # the schedule (schedules.py): the next step's learning rate
+
+The run's length is its budget (budget.py): ``epochs`` full passes, or ``steps`` optimizer
+steps, whose last pass may stop mid-epoch. The ``lr`` tag is the learning rate the step it
+is logged at used.
 
 Probe steps: step 0, the last step, and every ``probe_every`` steps between them; with
 ``probe_every`` null (the default) at least 8 evenly spaced probes between those two
@@ -23,8 +29,8 @@ compiled one recompile.
 
 Each step's loss and logits are kept on the device and read back only every
 ``log_every`` steps, so the loop neither waits on the device nor runs extra kernels each
-step. After each epoch the validation split is evaluated in eval mode and with BatchNorm
-in train mode (``evaluate_now``).
+step. After each epoch (and after the last step of a budget in steps) the validation split is
+evaluated in eval mode and with BatchNorm in train mode (``evaluate_now``).
 """
 
 from __future__ import annotations
@@ -40,10 +46,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import build_augment
 from .batchnorm import evaluate, recompute_bn_stats
+from .budget import effective_lr, plan
 from .data import Data
 from .datasets import Split
 from .optim import build_optimizer
+from .schedules import build_scheduler
 from .gradients import GradNorms, UpdateRatios
 from .landscape import Landscape
 from .probes import Probes
@@ -57,7 +66,7 @@ class Outcome:
     """What a run achieved; the runner turns it into summary.json."""
     status: str = "completed"  # completed | diverged | interrupted
     steps: int = 0
-    epochs_completed: int = 0
+    epochs_completed: int = 0  # full passes over the training split
     final: dict = field(default_factory=dict)  # last value of every train/ and val/ metric
     best_val_acc: Optional[float] = None
     best_val_acc_step: Optional[int] = None
@@ -96,16 +105,19 @@ class Trainer:
         self.forward = torch.compile(model) if cfg.compile else model
         self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16"
                          else nullcontext())
-        self.optimizer = build_optimizer(cfg, model.parameters())
+        self.plan = plan(cfg, len(data.train))
+        self.steps_per_epoch, self.total_steps = self.plan.steps_per_epoch, self.plan.total_steps
+        self.optimizer = build_optimizer(cfg, model, effective_lr(cfg))
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.plan)
+        self.augment = build_augment(cfg.data, data.blank, cfg.seed, device)
         self.grad_norms = GradNorms(model)
         self.update_ratios = UpdateRatios(model)
         n_probe = min(cfg.probe_batch_size, len(data.train))
-        self.steps_per_epoch = len(data.train) // cfg.batch_size  # last incomplete batch dropped
         self.probe_every = probe_interval(cfg.probe_every, self.total_steps)
         self.probes = Probes(model, data.train.x[:n_probe], seed=cfg.seed) if self.probe_every > 0 else None
         self.landscape = None
         if self.probes is not None and cfg.probe_landscape:
-            self.landscape = Landscape(model, data.train.x[:n_probe], data.train.y[:n_probe], cfg.lr,
+            self.landscape = Landscape(model, data.train.x[:n_probe], data.train.y[:n_probe], self.lr,
                                        self.probes.seeded_rng)
         self.shuffle = torch.Generator().manual_seed(cfg.seed)  # CPU: same order on every device
         self.step = 0
@@ -118,9 +130,9 @@ class Trainer:
         self.stop = stop or Stop()  # a signal handler sets stop.signum: the run ends after that step
         self.torn = False  # interrupted inside a step: the state is not one to save
 
-    @property
-    def total_steps(self) -> int:
-        return self.steps_per_epoch * self.cfg.epochs
+    def lr(self) -> float:
+        """The learning rate of the step being taken (the schedule steps after each step)."""
+        return self.optimizer.param_groups[0]["lr"]
 
     def state_dict(self) -> dict:
         """Tensors, numbers, strings, None and containers of them: loads with weights_only=True."""
@@ -139,6 +151,8 @@ class Trainer:
             },
             "outcome": dataclasses.asdict(self.outcome),
             "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()},
+            "schedule": None if self.scheduler is None else self.scheduler.state_dict(),
+            "augment": None if self.augment is None else self.augment.state_dict(),
         }
         if torch.cuda.is_available():
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
@@ -159,37 +173,47 @@ class Trainer:
             self.outputs = list(zip(logits.split(window["sizes"]), targets.split(window["sizes"]), strict=True))
         self.outcome = Outcome(**state["outcome"])
         self.outcome.status = "completed"
+        for part, name in ((self.scheduler, "schedule"), (self.augment, "augment")):
+            if (part is None) != (state.get(name) is None):
+                raise ValueError(f"the checkpoint's {name} state does not match this run's {name}")
+            if part is not None:
+                part.load_state_dict(state[name])
         torch.set_rng_state(state["rng"]["torch"])
         self.shuffle.set_state(state["rng"]["shuffle"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     def run(self, log: LogFn, after_epoch: Optional[Callable[["Trainer"], None]] = None) -> Outcome:
-        """Train until ``cfg.epochs`` are done, the run diverges, or ``stop`` is set; from
+        """Train until the budget's last step, the run diverges, or ``stop`` is set; from
         where a loaded state left off. Returns the outcome, counted over every session."""
         cfg, model, opt, forward, autocast = self.cfg, self.model, self.optimizer, self.forward, self.autocast
+        scheduler, augment, channels_last = self.scheduler, self.augment, cfg.channels_last
         X, Y = self.data.train.x, self.data.train.y
         # plain ints: reading a DictConfig key costs ~25 us, a tenth of a digits MLP step's overhead budget
         B, every, total, probe_every = cfg.batch_size, cfg.log_every, self.total_steps, self.probe_every
         device = X.device
         out = self.outcome
         clock = _Clock(out)
-        window_steps, window_start = len(self.losses), time.perf_counter()
+        self._window = [len(self.losses), time.perf_counter()]  # steps logged in it, its start
         model.train()
         probes = self.probes
         try:
             if probes is not None and self.step == 0:  # the network as initialised
                 log(0, 0, self._probe(first=True))
-            while self.epoch < cfg.epochs:
+            while self.step < total:
                 epoch = self.epoch + 1
                 if self.perm is None:
                     self.perm, self.position = torch.randperm(len(Y), generator=self.shuffle).to(device), 0
                 perm = self.perm
-                for i in range(self.position, self.steps_per_epoch):
+                for i in range(self.position, min(self.steps_per_epoch, self.position + total - self.step)):
                     if self.stop.signum:
                         return clock.finish("interrupted", self.step)
                     idx = perm[i * B:(i + 1) * B]
                     x, y = X[idx], Y[idx]
+                    if augment is not None:
+                        x = augment(x)
+                        if channels_last:
+                            x = x.contiguous(memory_format=torch.channels_last)
                     with autocast:
                         logits = forward(x)
                         loss = F.cross_entropy(logits, y)
@@ -207,21 +231,13 @@ class Trainer:
                     self.position = i + 1
                     self.losses.append(loss.detach())
                     self.outputs.append((logits.detach(), y))
-                    window_steps += 1
-                    if recording:
-                        # reading the values waits for the device, so the window's time is read after it
-                        metrics, bad_step = self._train_metrics(gnorms)
-                        seconds = time.perf_counter() - window_start
-                        metrics["perf/steps_per_s"] = window_steps / seconds
-                        metrics["perf/samples_per_s"] = window_steps * B / seconds
-                        log(self.step, epoch, metrics)
-                        window_steps, window_start = 0, time.perf_counter()
-                        if bad_step is not None:  # the last finite values stay in out.final
-                            out.diverged_at_step = bad_step
-                            return clock.finish("diverged", self.step)
-                        out.final.update({k: v for k, v in metrics.items() if k.startswith("train/")})
+                    self._window[0] += 1
+                    if recording and not self._record(gnorms, epoch, log):
+                        return clock.finish("diverged", self.step)
                     if probing:
                         log(self.step, epoch, self._probe())
+                    if scheduler is not None:
+                        scheduler.step()
                 if self.stop.signum:
                     return clock.finish("interrupted", self.step)
                 if device.type == "cuda":
@@ -229,11 +245,29 @@ class Trainer:
                 with clock.excluded() as t:
                     if not self._end_epoch(epoch, log, clock.train_seconds(t), after_epoch):
                         return clock.finish("diverged", self.step)
-                window_start += time.perf_counter() - t
+                self._window[1] += time.perf_counter() - t
         except KeyboardInterrupt:  # a second Ctrl-C, or no handler installed: the state may be mid-step
             self.torn = True
             return clock.finish("interrupted", self.step)
         return clock.finish("completed", self.step)
+
+    def _record(self, gnorms: torch.Tensor, epoch: int, log: LogFn) -> bool:
+        """Log the window's training metrics; False when the run diverged in it (the last
+        finite values stay in the outcome)."""
+        out = self.outcome
+        # reading the values waits for the device, so the window's time is read after it
+        metrics, bad_step = self._train_metrics(gnorms)
+        steps, start = self._window
+        seconds = time.perf_counter() - start
+        metrics["perf/steps_per_s"] = steps / seconds
+        metrics["perf/samples_per_s"] = steps * self.cfg.batch_size / seconds
+        log(self.step, epoch, metrics)
+        self._window = [0, time.perf_counter()]
+        if bad_step is not None:
+            out.diverged_at_step = bad_step
+            return False
+        out.final.update({k: v for k, v in metrics.items() if k.startswith("train/")})
+        return True
 
     def _probe(self, first: bool = False) -> dict:
         """What a probe step records: the update ratios of the step just taken (none at step
@@ -250,17 +284,22 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, log: LogFn, train_seconds: float,
                    after_epoch: Optional[Callable[["Trainer"], None]]) -> bool:
-        """Evaluate, record and checkpoint the epoch just trained; False when it diverged."""
+        """Evaluate, record and checkpoint the epoch just trained (or, with a budget in steps,
+        the part of it the budget ends in: its order and position are kept, so training can
+        go on from there); False when it diverged."""
         out = self.outcome
         metrics = self.evaluate_now()
+        metrics.update({"progress/epochs": self.plan.epochs_at(self.step),
+                        "progress/samples": float(self.plan.samples_at(self.step))})
         log(self.step, epoch, metrics)
         val_loss, val_acc = metrics["val/loss"], metrics["val/acc"]
         if not math.isfinite(val_loss):
             out.diverged_at_step = self.step
             return False
-        self.epoch, self.perm, self.position = epoch, None, 0
+        if self.position == self.steps_per_epoch:  # a full pass
+            self.epoch, self.perm, self.position = epoch, None, 0
         out.final.update(metrics)
-        out.epochs_completed = epoch
+        out.epochs_completed = self.epoch
         if out.best_val_acc is None or val_acc > out.best_val_acc:
             out.best_val_acc, out.best_val_acc_step = val_acc, self.step
         if out.best_val_loss is None or val_loss < out.best_val_loss:
@@ -308,7 +347,7 @@ class Trainer:
         correct = (logits.argmax(1) == torch.cat([y for _, y in self.outputs])).sum()
         loss, correct, *norms = torch.cat([torch.stack([losses.mean(), correct.float()]).to(gnorms.dtype),
                                            gnorms]).tolist()  # one read back from the device
-        metrics = {"train/loss": loss, "train/acc": correct / len(logits), "lr": self.optimizer.param_groups[0]["lr"]}
+        metrics = {"train/loss": loss, "train/acc": correct / len(logits), "lr": self.lr()}
         metrics.update(zip(self.grad_norms.tags, norms, strict=True))
         bad_step = None
         if not (math.isfinite(loss) and math.isfinite(metrics["grad_norm/total"])):

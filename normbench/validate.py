@@ -9,19 +9,23 @@ in ``check_against_data`` once it is loaded.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
 from omegaconf import DictConfig
 
 from . import checks
+from .budget import check_budget, effective_lr, plan
 from .checks import fail, integer, number
-from .data import DATASETS
+from .data import DATASETS, check_augment
 from .errors import UsageError
 from .models import MODELS
 from .norms import NORMS
-from .optim import OPTIMIZERS
+from .optim import OPTIMIZERS, check_decays
+from .schedules import SCHEDULES, check_common, milestone_steps, warmup_steps
 
+log = logging.getLogger("normbench")
 AMP = ("none", "bf16")
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -42,7 +46,7 @@ def check_config(cfg: DictConfig) -> None:
     number("dropout", cfg.dropout, 0, 1, hi_open=True)
     number("lr", cfg.lr, 0, lo_open=True)
     integer("batch_size", cfg.batch_size, 1)
-    integer("epochs", cfg.epochs, 1)
+    check_budget(cfg)
     integer("seed", cfg.seed, 0, checks.SEED_MAX)
     number("target_acc", cfg.target_acc, 0, 1, lo_open=True)
     integer("log_every", cfg.log_every, 1)
@@ -65,6 +69,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_norm(cfg)
     _check_data(cfg.data)
     _check_optim(cfg.optim)
+    _check_schedule(cfg)
     if model.needs_images and DATASETS[cfg.data.name].inputs == "vectors":  # data.shape: checked with the data
         images = ", ".join(name for name, d in DATASETS.items() if d.inputs != "vectors")
         raise UsageError(f"model={cfg.model.name} needs image data, but data={cfg.data.name} gives feature vectors; "
@@ -111,11 +116,20 @@ def _check_data(d: DictConfig) -> None:
         fail("data.name", d.name, ", ".join(DATASETS))
     if row.check is not None:
         row.check(d)
+    check_augment(d)
 
 
 def _check_optim(o: DictConfig) -> None:
-    number("optim.weight_decay", o.weight_decay, 0)
+    check_decays(o)
     OPTIMIZERS[o.name].check(o)
+
+
+def _check_schedule(cfg: DictConfig) -> None:
+    s = cfg.schedule
+    check_common(s)
+    row = SCHEDULES[s.name]
+    if row.check is not None:
+        row.check(s, effective_lr(cfg))
 
 
 def check_against_data(cfg: DictConfig, n_train: int, input_shape: tuple[int, ...]) -> None:
@@ -130,3 +144,29 @@ def check_against_data(cfg: DictConfig, n_train: int, input_shape: tuple[int, ..
     if MODELS[cfg.model.name].needs_images and len(input_shape) != 3:
         raise UsageError(f"model={cfg.model.name} needs image data, but data={cfg.data.name} has shape "
                          f"{input_shape}; allowed: model=mlp")
+    if "augment" in cfg.data and len(input_shape) == 3 and cfg.data.augment_pad >= min(input_shape[1:]):
+        fail("data.augment_pad", cfg.data.augment_pad, f"fewer pixels than the images' side ({min(input_shape[1:])} "
+                                                       f"for data={cfg.data.name})")
+    if cfg.batch_size <= n_train:
+        _check_schedule_length(cfg, n_train)
+
+
+def _check_schedule_length(cfg: DictConfig, n_train: int) -> None:
+    """The warm-up and the milestones against the run's length: a milestone inside the
+    warm-up is refused; a warm-up or milestone past the last step is said (a short trial
+    run of a long recipe has them)."""
+    p = plan(cfg, n_train)
+    s = cfg.schedule
+    warm = warmup_steps(s, p.steps_per_epoch)
+    if warm > p.total_steps:
+        log.warning("schedule: the warm-up (%d steps) is longer than the run (%d steps): the run ends before the "
+                    "full learning rate", warm, p.total_steps)
+    if s.name == "step":
+        steps = milestone_steps(s, p)
+        if steps[0] <= warm:
+            fail("schedule.milestones", s.milestones, f"milestones after the warm-up's {warm} steps "
+                                                      f"({p.steps_per_epoch} steps per epoch)")
+        late = [m for m, at in zip(s.milestones, steps) if at >= p.total_steps]
+        if late:
+            log.warning("schedule: milestones %s are at or after the run's last step (%d): the learning rate never "
+                        "drops there", late, p.total_steps)

@@ -261,7 +261,7 @@ def test_the_landscape_probe_is_its_definition():
         model.weight.copy_(torch.tensor([[0.5], [-0.5]]))
     x, y = torch.tensor([[1.0], [2.0]]), torch.tensor([0, 1])
     before = model.weight.detach().clone()
-    got = Landscape(model, x, y, lr=0.1, seeded_rng=contextlib.nullcontext).measure()
+    got = Landscape(model, x, y, lr=lambda: 0.1, seeded_rng=contextlib.nullcontext).measure()
     assert torch.equal(model.weight, before) and model.weight.grad is None  # nothing changed
     losses, changes, betas = [], [], []
     w = before.clone().requires_grad_()

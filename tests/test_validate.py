@@ -43,6 +43,30 @@ BAD = [
     (["optim=adam", "optim.betas=[0.9,1.0]"], "optim.betas=[0.9,1.0]", "each 0 <= beta < 1"),
     (["norm=brn", "norm.r_max=0.5"], "norm.r_max=0.5", "a finite number, 1 <= r_max"),
     (["norm=brn", "norm.d_max=inf"], "norm.d_max=inf", "a finite number, 0 <= d_max"),
+    (["epochs=3", "steps=100"], "epochs=3 and steps=100 are both given", "one of them"),
+    (["steps=0"], "steps=0", "an integer >= 1"),
+    (["lr_scaling=linear", "base_batch_size=0"], "base_batch_size=0", ">= 1"),
+    (["schedule.warmup_steps=-1"], "schedule.warmup_steps=-1", ">= 0"),
+    (["schedule.warmup_epochs=-0.5"], "schedule.warmup_epochs=-0.5", "0 <= warmup_epochs"),
+    (["schedule.warmup_steps=5", "schedule.warmup_epochs=1"], "schedule.warmup_steps=5 and schedule.warmup_epochs=1.0",
+     "one of them"),
+    (["schedule.warmup_start_factor=0"], "schedule.warmup_start_factor=0.0", "0 < warmup_start_factor <= 1"),
+    (["schedule=step", "schedule.milestones=[]"], "schedule.milestones=[]", "increasing list of epochs > 0"),
+    (["schedule=step", "schedule.milestones=[5,3]"], "schedule.milestones=[5.0,3.0]", "increasing"),
+    (["schedule=step", "schedule.gamma=0"], "schedule.gamma=0.0", "0 < gamma"),
+    (["schedule=cosine", "schedule.min_lr=0.5"], "schedule.min_lr=0.5", "the effective learning rate (0.05)"),
+    (["schedule=cosine", "schedule.min_lr=0.03", "lr_scaling=linear", "batch_size=32"], "schedule.min_lr=0.03",
+     "the effective learning rate (0.025)"),
+    (["optim.norm_weight_decay=-1"], "optim.norm_weight_decay=-1.0", "0 <= norm_weight_decay"),
+    (["optim=adamw", "optim.bias_weight_decay=nan"], "optim.bias_weight_decay=nan", "finite"),
+    (["data.augment=crop_flip", "data.augment_flip=true"], "data.augment_flip=true is not allowed with data=digits",
+     "data.augment_flip=false"),
+    (["data=synthetic", "data.augment=crop_flip", "data.augment_flip=true"],
+     "data.augment_flip=true is not allowed with data=synthetic",
+     "data.augment_flip=false"),
+    (["data=synthetic", "data.shape=[20]", "data.augment=crop_flip", "data.augment_flip=false"],
+     "data.augment=crop_flip is not allowed with data=synthetic of feature vectors", "data.augment=none"),
+    (["data.augment=crop_flip", "data.augment_pad=-1"], "data.augment_pad=-1", ">= 0"),
 ]
 
 
@@ -58,6 +82,10 @@ def test_bad_values_name_key_value_and_what_is_allowed(overrides, shown, allowed
     [], ["model=cnn", "norm=in"], ["norm=gn", "norm.groups=4"], ["norm=none", "dropout=0.5"],
     ["optim=adam", "lr=1e-3"], ["data=blobs", "norm=ln"], ["norm.momentum=null"], ["device=cuda:1"],
     ["model=cnn", "data=cifar10", "norm=gn", "norm.groups=32"],
+    ["steps=100"], ["epochs=null", "steps=7"], ["optim=adamw", "optim.norm_weight_decay=0", "optim.bias_weight_decay=0"],
+    ["schedule=cosine", "schedule.warmup_epochs=0.5", "lr_scaling=sqrt", "batch_size=16"],
+    ["schedule=step", "schedule.milestones=[1.5,3]", "schedule.warmup_steps=10"],
+    ["data.augment=crop_flip"], ["data=cifar10", "data.augment=crop_flip", "data.augment_flip=true"],
 ])
 def test_good_configs_pass(overrides):
     check_config(make_cfg(*overrides))
@@ -69,6 +97,21 @@ def test_checks_that_need_the_data():
     with pytest.raises(UsageError, match=r"batch_size=1 .*norm=bn"):
         check_against_data(make_cfg("batch_size=1"), 1437, (1, 8, 8))
     check_against_data(make_cfg("batch_size=1", "norm=gn"), 1437, (1, 8, 8))
+    with pytest.raises(UsageError, match=r"data.augment_pad=8 .*fewer pixels than the images' side \(8"):
+        check_against_data(make_cfg("data.augment=crop_flip", "data.augment_pad=8"), 1437, (1, 8, 8))
+    # a milestone inside the warm-up (1 epoch = 22 steps at batch 64) has no place in the schedule
+    with pytest.raises(UsageError, match=r"schedule.milestones=\[0.5\] .*after the warm-up's 22 steps"):
+        check_against_data(make_cfg("schedule=step", "schedule.milestones=[0.5]", "schedule.warmup_epochs=1"),
+                           1437, (1, 8, 8))
+
+
+def test_a_warm_up_or_milestone_past_the_end_is_said_not_refused(caplog):
+    """A short trial of a long recipe (a few steps of a 164-epoch schedule) runs, saying what it leaves out."""
+    check_against_data(make_cfg("schedule=step", "schedule.milestones=[82,123]", "schedule.warmup_steps=500",
+                                "steps=10"), 1437, (1, 8, 8))
+    text = caplog.text
+    assert "warm-up (500 steps) is longer than the run (10 steps)" in text
+    assert "milestones [82.0, 123.0] are at or after the run's last step (10)" in text
 
 
 @pytest.mark.parametrize("off", ["false", "null", "None"])

@@ -62,6 +62,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output directory; default: <PATH>/report (with several PATHs: their common "
                         "parent's report/)")
+    p.add_argument("--x", choices=("steps", "samples", "epochs"), metavar="AXIS",
+                   help="the curves' x axis: steps (optimizer updates), samples (training samples seen) or epochs "
+                        "(samples seen / training split); default: samples when the batch size varies between the "
+                        "runs, else steps")
     p.add_argument("--no-pictures", action="store_true",
                    help="write the tables and the page without pictures (much faster over many runs)")
     p.add_argument("--block", metavar="NAME",
@@ -112,11 +116,15 @@ def run(argv: list[str]) -> int:
 
     # reads histograms.csv: a bad --block is refused before anything is written
     prepared = prepare(runs, args.block) if not args.no_pictures or args.block else None
+    from .xaxis import choose, positions
+
+    x = choose(runs, args.x)
+    positions(loaded.metrics, runs, x)  # a run without what --x needs is refused before anything is written
     out = args.out or _default_out(paths)
     _make_out(out)
     return _write(out, args, argv, loaded, axes, summary, baseline, facts(loaded, axes, baseline, args.paired),
                   lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, baseline,
-                                                           args.metric, out))
+                                                           args.metric, out, x))
 
 
 def _write(out, args, argv, loaded, axes, summary, baseline, facts_, pictures) -> int:

@@ -5,7 +5,7 @@ damaged file is skipped with its reason, never run, never a crash.
 
 A run directory is any directory holding ``summary.json``; a directory that looks like
 the start of one (``.hydra/config.yaml`` or ``metrics.csv`` but no summary) is reported
-as incomplete. Settings a run's norm ignores read ``n/a`` (``norms.canonical``), and runs
+as incomplete. Settings a run's norm ignores read ``n/a`` (``identity.canonical``), and runs
 that are the same experiment (same settings and seed, e.g. ``norm=none`` with
 ``placement=pre`` and ``post``, or one sweep reported twice) count once.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError, described
-from ..norms import canonical
+from ..identity import canonical
 from ..rundir import (CSV_COLUMNS, HISTOGRAM_COLUMNS, HISTOGRAMS, METRICS, NUMBERS, STATUSES,
                       SUMMARY, SWEEP_CONFIG, Unreadable, flat, is_management, read_summary, shown, sweeps)
 

@@ -27,6 +27,7 @@ METRICS = {
     "final_train_acc": Metric("final train acc", True, 4, bounds=(0.0, 1.0)),
     "train_eval_gap": Metric("train-eval gap", None, 4, bounds=(-1.0, 1.0)),
     "steps_to_target": Metric("steps to target (runs reaching it)", False, 0),
+    "samples_to_target": Metric("samples to target (runs reaching it)", False, 0),
     "seconds_to_target": Metric("seconds to target (runs reaching it)", False, 2),
     "steps_per_s": Metric("steps/s", True, 1),
     "samples_per_s": Metric("samples/s", True, 0),

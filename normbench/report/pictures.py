@@ -11,6 +11,7 @@ from . import load
 from .activations import activations
 from .plots import Picture, aggregate, curve, distribution, grad_norms
 from .style import styles
+from .xaxis import XAXES, positions
 from .table import short, value_text
 from ..errors import UsageError
 
@@ -55,7 +56,7 @@ def prepare(runs: pd.DataFrame, wanted_block: str | None) -> tuple[str | None, d
 
 
 def draw(prepared, loaded, summary: pd.DataFrame, axes: list[str], baseline: str, metric: str,
-         out: Path) -> list[Picture]:
+         out: Path, x: str) -> list[Picture]:
     """Draw every picture into ``out``; a picture no run has data for is removed there (no
     stale one from an earlier report) and returned with the reason it is missing."""
     runs = loaded.runs
@@ -65,14 +66,15 @@ def draw(prepared, loaded, summary: pd.DataFrame, axes: list[str], baseline: str
                                   strict=True)}
     st = styles(settings, order)
     done = runs[runs["status"] == "completed"]
-    agg = aggregate(loaded.metrics, done.set_index("run_dir")["group"])
+    agg = aggregate(positions(loaded.metrics, runs, x), done.set_index("run_dir")["group"])
+    xaxis = XAXES[x]
     block, hists = prepared
     pictures = [
         curve(agg, "val/acc", "validation accuracy (fraction)", order, st, out / "val_acc.png", "Validation accuracy",
-              bounds=(0.0, 1.0)),
+              xaxis, bounds=(0.0, 1.0)),
         curve(agg, "train/loss", "training loss (cross-entropy, nats)", order, st, out / "train_loss.png",
-              "Training loss", log=True),
-        grad_norms(agg, order, out / "grad_norms.png"),
+              "Training loss", xaxis, log=True),
+        grad_norms(agg, order, out / "grad_norms.png", xaxis),
         distribution(runs, summary, metric, baseline, out / f"{metric}_per_seed.png"),
         activations(hists, block or "block2", order, out / "activations.png"),
     ]
@@ -80,7 +82,8 @@ def draw(prepared, loaded, summary: pd.DataFrame, axes: list[str], baseline: str
         if (agg["tag"] == tag).any():
             name = tag.replace("/", "_") + ".png"
             positive = bool((agg.loc[agg["tag"] == tag, "mean"] > 0).all())
-            pictures.append(curve(agg, tag, label, order, st, out / name, f"Loss landscape: {label}", log=positive))
+            pictures.append(curve(agg, tag, label, order, st, out / name, f"Loss landscape: {label}", xaxis,
+                                  log=positive))
     for p in pictures:
         if not p.drawn:
             (out / p.file).unlink(missing_ok=True)

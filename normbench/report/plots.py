@@ -18,6 +18,7 @@ import pandas as pd
 from . import stats
 from .style import MAX_PANELS, Styles, finite_range, legend, literal, log_axis, padded, pyplot, save
 from .metrics import METRICS
+from .xaxis import XAxis
 
 MAX_ACTIVATION_GROUPS = 8
 
@@ -35,8 +36,8 @@ GEOMETRIC = ("train/loss", "grad_norm/")
 
 
 def aggregate(metrics: pd.DataFrame, groups: pd.Series, level: float = stats.LEVEL) -> pd.DataFrame:
-    """Mean over the runs of each group at each step of each tag, with a t-based band:
-    columns group, tag, step, mean, lo, hi, n. ``groups`` maps run_dir -> group label
+    """Mean over the runs of each group at each position ``x`` (xaxis.positions) of each tag,
+    with a t-based band: columns group, tag, x, mean, lo, hi, n. ``groups`` maps run_dir -> group label
     (the completed runs only). GEOMETRIC tags are averaged as logarithms and
     transformed back: their mean is the geometric mean, their band positive."""
     m = metrics[metrics["run_dir"].isin(groups.index)]
@@ -45,9 +46,9 @@ def aggregate(metrics: pd.DataFrame, groups: pd.Series, level: float = stats.LEV
     with np.errstate(divide="ignore", invalid="ignore"):
         value = np.where(geometric, np.log(np.where(value > 0, value, np.nan)), value)
     m = pd.DataFrame({"group": m["run_dir"].map(groups).to_numpy(), "tag": m["tag"].to_numpy(),
-                      "step": m["step"].to_numpy(), "value": value})
+                      "x": m["x"].to_numpy(), "value": value})
     m = m[np.isfinite(m["value"])]
-    agg = m.groupby(["group", "tag", "step"], sort=True)["value"].agg(["mean", "std", "count"]).reset_index()
+    agg = m.groupby(["group", "tag", "x"], sort=True)["value"].agg(["mean", "std", "count"]).reset_index()
     half = stats.t_quantile(agg["count"].to_numpy() - 1, level) * agg["std"].to_numpy() / np.sqrt(agg["count"])
     agg = agg.assign(lo=agg["mean"] - half, hi=agg["mean"] + half).rename(columns={"count": "n"})
     back = agg["tag"].str.startswith(GEOMETRIC)
@@ -70,9 +71,9 @@ def _panels(n: int, width: float, height: float, extra: float = 0.0, constrained
 
 
 def curve(agg: pd.DataFrame, tag: str, ylabel: str, order: list[str], st: Styles, path: Path, title: str,
-          log: bool = False, bounds: tuple[float, float] | None = None) -> Picture:
-    """One line per group (mean over seeds) with its 95% band, over training steps; one
-    panel per value of the keys neither colour nor line style encodes."""
+          xaxis: XAxis, log: bool = False, bounds: tuple[float, float] | None = None) -> Picture:
+    """One line per group (mean over seeds) with its 95% band, over ``xaxis``; one panel per
+    value of the keys neither colour nor line style encodes."""
     mean = "Geometric mean" if tag.startswith(GEOMETRIC) else "Mean"
     data = agg[(agg["tag"] == tag) & agg["group"].isin(order)]
     if data.empty:
@@ -88,16 +89,16 @@ def curve(agg: pd.DataFrame, tag: str, ylabel: str, order: list[str], st: Styles
             s = st.groups[group]
             if s.panel != panel:
                 continue
-            ax.plot(d["step"], d["mean"], color=s.color, ls=s.linestyle, lw=1.6)
+            ax.plot(d["x"], d["mean"], color=s.color, ls=s.linestyle, lw=1.6)
             band = d["lo"].notna() & d["hi"].notna()
             if band.any():  # clipped to the axis: the band never decides the range
-                ax.fill_between(d["step"][band], np.clip(d["lo"][band], lo, hi), np.clip(d["hi"][band], lo, hi),
+                ax.fill_between(d["x"][band], np.clip(d["lo"][band], lo, hi), np.clip(d["hi"][band], lo, hi),
                                 color=s.color, alpha=0.15, lw=0)
         if log:
             log_axis(ax, "y", lo, hi)
         else:
             ax.set_ylim(lo, hi)
-        ax.set_xlabel("training steps (optimizer updates)")
+        ax.set_xlabel(xaxis.label)
         ax.set_ylabel(ylabel + (" (log scale)" if log else ""))
         ax.grid(alpha=0.3)
         if panel:
@@ -107,11 +108,11 @@ def curve(agg: pd.DataFrame, tag: str, ylabel: str, order: list[str], st: Styles
     save(fig, path)
     more = f" The first {len(panels)} of {len(st.panels)} panels." if len(st.panels) > len(panels) else ""
     return Picture(path.name, title, f"{mean} over the completed seeds of each group; shaded: its 95% t-interval "
-                                     f"over seeds at each logged step (metrics.csv tag {tag}), clipped to the axis."
+                                     f"over seeds at each {xaxis.per} (metrics.csv tag {tag}), clipped to the axis."
                                      + more)
 
 
-def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
+def grad_norms(agg: pd.DataFrame, order: list[str], path: Path, xaxis: XAxis) -> Picture:
     """One panel per group, one line per layer (geometric mean over seeds), log scale."""
     title = "Gradient norm per layer"
     data = agg[agg["tag"].str.startswith("grad_norm/") & (agg["tag"] != "grad_norm/total")]
@@ -128,11 +129,11 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path) -> Picture:
     lo, hi = padded(*limits, log=True)
     for ax, group in zip(axes, shown, strict=True):
         for tag, d in data[data["group"] == group].groupby("tag"):
-            ax.plot(d["step"], d["mean"].where(d["mean"] > 0), color=colors[tag], lw=1.2,
+            ax.plot(d["x"], d["mean"].where(d["mean"] > 0), color=colors[tag], lw=1.2,
                     label=tag.removeprefix("grad_norm/"))
         log_axis(ax, "y", lo, hi)
         ax.set_title(literal(group), fontsize="medium")
-        ax.set_xlabel("training steps")
+        ax.set_xlabel(xaxis.label.split(" (")[0])
         ax.locator_params(axis="x", nbins=5)
         ax.set_ylabel("gradient L2 norm (log scale)")
         ax.grid(alpha=0.3)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..norms import NOT_APPLICABLE
+from ..identity import NOT_APPLICABLE
 
 LINESTYLES = ["-", "--", ":", "-."]
 MAX_PANELS = 12  # panels a picture draws (the first in table order): each costs about 0.1 s

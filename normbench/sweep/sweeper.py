@@ -32,7 +32,7 @@ from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf, open_dict
 
 from ..errors import SweepFailed, UsageError
-from ..norms import canonical
+from ..identity import canonical
 from ..overrides import key
 from ..rundir import SWEEP_CONFIG, DirectoryLock, flat, remove_empty_dirs, shown, summary_or_none, usable_dir
 from . import grid
@@ -172,7 +172,7 @@ class Sweep:
 def same_runs(jobs: list[grid.Job], configs: dict) -> tuple[list[grid.Job], dict]:
     """The jobs to run, and {position of a job that need not run: (the job it repeats, why)}:
     jobs whose configs are equal once the settings their norm ignores are set aside
-    (``norms.canonical``) train the same network in the same way."""
+    (``identity.canonical``) train the same network in the same way."""
     first: dict[str, str] = {}
     unique, duplicates = [], {}
     for i, job in enumerate(jobs):
