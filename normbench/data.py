@@ -192,9 +192,8 @@ DATASETS: dict[str, Dataset] = {
 
 def check_augment(d) -> None:
     """``data.augment`` and its settings: image data only, a flip only where it keeps the class."""
-    if "augment" not in d:
-        return
-    checks.integer("data.augment_pad", d.augment_pad, 0)
+    if "augment_pad" in d:
+        checks.integer("data.augment_pad", d.augment_pad, 0)
     if not active(d):
         return
     row = DATASETS[d.name]

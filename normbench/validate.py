@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from . import checks
 from .budget import check_budget, effective_lr, plan
 from .checks import fail, integer, number
+from .augment import active
 from .data import DATASETS, check_augment
 from .errors import UsageError
 from .models import MODELS
@@ -144,7 +145,7 @@ def check_against_data(cfg: DictConfig, n_train: int, input_shape: tuple[int, ..
     if MODELS[cfg.model.name].needs_images and len(input_shape) != 3:
         raise UsageError(f"model={cfg.model.name} needs image data, but data={cfg.data.name} has shape "
                          f"{input_shape}; allowed: model=mlp")
-    if "augment" in cfg.data and len(input_shape) == 3 and cfg.data.augment_pad >= min(input_shape[1:]):
+    if active(cfg.data) and len(input_shape) == 3 and cfg.data.augment_pad >= min(input_shape[1:]):
         fail("data.augment_pad", cfg.data.augment_pad, f"fewer pixels than the images' side ({min(input_shape[1:])} "
                                                        f"for data={cfg.data.name})")
     if cfg.batch_size <= n_train:

@@ -67,3 +67,44 @@ def test_settings_that_cannot_change_a_run_make_the_same_run(a, b):
 ])
 def test_settings_that_change_a_run_make_another(a, b):
     assert resolved(*a) != resolved(*b)
+
+
+def checkpointed(tmp_path, *overrides):
+    """A run trained to its end in-process, its checkpoint in ``tmp_path``."""
+    from normbench.checkpoint import save_checkpoint
+
+    tr = trainer_for(*overrides, "probe_every=0")
+    collect(tr)
+    config = OmegaConf.to_container(tr.cfg, resolve=True, enum_to_str=True)
+    save_checkpoint(tmp_path, {**tr.state_dict(), "config": config})
+    return tr
+
+
+def resuming(tmp_path, *overrides):
+    from normbench.resume import checkpoint_to_resume
+
+    cfg = make_cfg("progress=false", *overrides, "probe_every=0")
+    return checkpoint_to_resume(tmp_path, cfg, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), 1437)
+
+
+def test_a_longer_budget_goes_on_where_the_lr_is_a_function_of_the_step(tmp_path):
+    checkpointed(tmp_path, "epochs=2", "schedule=step", "schedule.milestones=[3]", "schedule.warmup_steps=10")
+    state = resuming(tmp_path, "epochs=4", "schedule=step", "schedule.milestones=[3]", "schedule.warmup_steps=10")
+    assert state["step"] == 44
+    state = resuming(tmp_path, "steps=100", "epochs=null", "schedule=step", "schedule.milestones=[3]",
+                     "schedule.warmup_steps=10")
+    assert state["step"] == 44
+
+
+def test_a_cosine_run_is_not_extended_and_a_finished_budget_has_nothing_to_do(tmp_path):
+    from normbench.errors import NothingToDo, UsageError
+
+    checkpointed(tmp_path, "epochs=2", "schedule=cosine")
+    with pytest.raises(UsageError, match=r"^epochs=3 is not allowed with resume=.*: schedule=cosine spreads its "
+                                         r"learning rates over the run's planned 44 steps.*allowed: the run's own "
+                                         r"budget, or a new run$"):
+        resuming(tmp_path, "epochs=3", "schedule=cosine")
+    with pytest.raises(NothingToDo, match="has done its 44 steps"):
+        resuming(tmp_path, "epochs=2", "schedule=cosine")
+    with pytest.raises(UsageError, match=r"steps=30 is not allowed with resume=.*has done 44 steps"):
+        resuming(tmp_path, "epochs=null", "steps=30", "schedule=cosine")

@@ -18,7 +18,10 @@ from normbench.rundir import CHECKPOINT
 from test_trainer import collect, trainer_for
 
 
-ARGS = ["train", "epochs=30", "dropout=0.3", "progress=false"]  # 660 steps; dropout: the RNG matters too
+# 660 steps; dropout: the RNG matters too; a warm-up over the first 300 steps, then a cosine to 0.001, and the
+# augmentation's own generator: a stop in the middle of the warm-up resumes to the same learning rates and batches
+ARGS = ["train", "epochs=30", "dropout=0.3", "schedule=cosine", "schedule.warmup_steps=300", "schedule.min_lr=0.001",
+        "data.augment=crop_flip", "progress=false"]
 COMPARED = ["step", "epoch", "tag", "value"]  # wall_time and perf/ differ between any two runs
 
 
@@ -88,6 +91,15 @@ def test_a_signal_ends_the_run_cleanly_and_resume_gives_the_uninterrupted_number
 
 
 @pytest.mark.slow
+def test_the_lr_rises_through_the_warm_up_then_falls_to_min_lr(uninterrupted):
+    lr = uninterrupted[0].query("tag == 'lr'").set_index("step")["value"]
+    peak = lr.idxmax()
+    assert lr.index[-1] == 660 and 290 <= peak <= 310 and lr.max() == pytest.approx(0.05, rel=1e-2)
+    assert lr.loc[:peak].is_monotonic_increasing and lr.loc[peak:].is_monotonic_decreasing
+    assert lr.iloc[0] < 0.01 and lr.iloc[-1] == pytest.approx(0.001)
+
+
+@pytest.mark.slow
 def test_sigkill_leaves_a_whole_checkpoint_and_a_resumable_run(workdir, uninterrupted):
     proc = start(workdir, *ARGS)
     run_dir = wait_for_step(workdir, 250, proc, file=CHECKPOINT)
@@ -147,12 +159,21 @@ def test_evaluate_prints_what_training_recorded(workdir):
 
 @pytest.mark.slow
 def test_a_checkpoint_from_before_the_newer_keys_still_evaluates_and_resumes(workdir):
-    # checkpoints made before amp, channels_last, compile, threads and jobs_per_gpu existed lack them
+    # checkpoints made before amp, channels_last, compile, threads, jobs_per_gpu, schedules, budgets in steps,
+    # lr scaling, weight decay per group and augmentation existed lack them
     assert run_cli("train", "epochs=2", "progress=false", cwd=workdir).returncode == 0
     (run_dir,) = run_dirs(workdir)
     state = torch.load(run_dir / CHECKPOINT, weights_only=True)
-    for key in ("amp", "channels_last", "compile", "threads", "jobs_per_gpu"):
-        del state["config"][key]
+    config = state["config"]
+    for key in ("amp", "channels_last", "compile", "threads", "jobs_per_gpu", "steps", "lr_scaling",
+                "base_batch_size", "schedule"):
+        del config[key]
+    config["epochs"] = 2
+    for group, keys in (("optim", ("norm_weight_decay", "bias_weight_decay")),
+                        ("data", ("augment", "augment_pad", "augment_flip"))):
+        for key in keys:
+            del config[group][key]
+    del state["schedule"], state["augment"]
     torch.save(state, run_dir / CHECKPOINT)
     s = json.loads((run_dir / "summary.json").read_text())
     proc = run_cli("evaluate", str(run_dir), "--json", cwd=workdir)

@@ -41,7 +41,7 @@ def summaries(root: Path) -> pd.DataFrame:
     for path in sorted(root.rglob("summary.json")):
         s = json.loads(path.read_text())
         rows.append({"dir": path.parent, "status": s["status"], "norm": s["config"]["norm"]["name"],
-                     "seed": s["config"]["seed"], **{k: s.get(k) for k in (
+                     "seed": s["config"]["seed"], "batch_size": s["config"]["batch_size"], **{k: s.get(k) for k in (
                          "final_val_acc", "best_val_acc", "steps_to_target", "seconds_to_target",
                          "final_train_loss", "train_eval_gap")}})
     return pd.DataFrame(rows).astype({k: float for k in ("final_val_acc", "best_val_acc", "steps_to_target",
@@ -493,12 +493,13 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
 def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, monkeypatch):
     """What the curve pictures draw, against each run's metrics.csv read here."""
     from normbench.report import load, plots
+    from normbench.report.xaxis import positions
 
     monkeypatch.chdir(mixed_sweep)
     loaded = load.load([mixed_sweep])
     done = loaded.runs[loaded.runs.status == "completed"]
     groups = done.set_index("run_dir")["config.norm.name"]
-    agg = plots.aggregate(loaded.metrics, groups).set_index(["group", "tag", "step"])
+    agg = plots.aggregate(positions(loaded.metrics, loaded.runs, "steps"), groups).set_index(["group", "tag", "x"])
     runs = summaries(mixed_sweep)
     for norm in ("bn", "none"):
         mine = runs[(runs.norm == norm) & (runs.status == "completed")]
@@ -512,6 +513,28 @@ def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, 
         loss = np.exp(np.log(wide["train/loss"]).groupby("step").mean())  # geometric: drawn on a log scale
         assert np.allclose(agg.loc[(norm, "train/loss"), "mean"], loss)
     assert not agg.index.get_level_values("tag").isin(["train/acc"]).any()  # only what is drawn is kept
+
+
+@pytest.mark.slow
+def test_batch_sizes_at_scaled_learning_rates_are_compared_by_samples_seen(tmp_path):
+    """A batch-size sweep with linear lr scaling: each run records its effective lr and the
+    data it saw, and the report draws the curves over samples seen unless asked otherwise."""
+    proc = run_cli("train", "-m", "batch_size=8,32", "steps=40", "lr_scaling=linear", "seed=0,1", "progress=false",
+                   "checkpoint=false", "probe_every=0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (sweep,) = [p.parent for p in (tmp_path / "outputs").rglob("multirun.yaml")]
+    runs = summaries(sweep)
+    for d, batch in zip(runs.dir, runs.batch_size):
+        s = json.loads((d / "summary.json").read_text())
+        assert s["effective_lr"] == pytest.approx(0.05 * batch / 64) and s["steps"] == 40
+        assert s["samples_seen"] == 40 * batch and s["epochs_seen"] == pytest.approx(40 * batch / 1437)
+        lr = pd.read_csv(d / "metrics.csv").query("tag == 'lr'")["value"]
+        assert np.allclose(lr, 0.05 * batch / 64)
+    for args, axis in (([], "samples seen"), (["--x", "epochs"], "logged epoch"), (["--x", "steps"], "logged step")):
+        proc = run_cli("report", str(sweep), *args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        page = (sweep / "report" / "report.html").read_text()
+        assert f"at each {axis}" in page or f"at each logged number of {axis}" in page, axis
 
 
 @pytest.mark.slow
