@@ -13,9 +13,11 @@ batch size and number of steps:
   (b) probes off: normbench's Trainer with probe_every=0 (loss, accuracy, gradient norms
                   and update ratios every log_every steps)
   (c) probes on:  normbench's Trainer with the default probe_every
+  (d) augmented:  (b) with ``data.augment=crop_flip`` (on the device, a whole batch at a
+                  time; the data set's own pad, and flips where they keep the class)
 
-and prints the median steps/s of each, samples/s of the bare loop, and the ratios b/a and
-c/a as the median over rounds of the ratio within a round (a, b and c run back to back in
+and prints the median steps/s of each, samples/s of the bare loop, and the ratios b/a,
+c/a and d/b as the median over rounds of the ratio within a round (a, b and c run back to back in
 each round, so a slow spell of the machine slows all three and cancels out). Time spent
 in evaluation at the end of each epoch is left out of (b) and (c), as the bare loop has
 none; probes are inside the timed steps. ``--data synthetic`` uses generated
@@ -75,15 +77,16 @@ def bare_loop(cfg, data, device) -> float:
         torch.backends.cudnn.benchmark = True
     forward = torch.compile(model) if cfg.compile else model
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp == "bf16" else nullcontext()
-    opt = build_optimizer(cfg, model.parameters())
+    opt = build_optimizer(cfg, model, cfg.lr)
     B = cfg.batch_size
     steps_per_epoch = len(Y) // B
     g = torch.Generator().manual_seed(cfg.seed)
+    epochs = cfg.epochs or 20
     model.train()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
     start = time.perf_counter()
-    for _ in range(cfg.epochs):
+    for _ in range(epochs):
         perm = torch.randperm(len(Y), generator=g).to(device)
         for i in range(steps_per_epoch):
             idx = perm[i * B:(i + 1) * B]
@@ -93,7 +96,7 @@ def bare_loop(cfg, data, device) -> float:
             loss.backward()
             opt.step()
     sync()
-    return cfg.epochs * steps_per_epoch / (time.perf_counter() - start)
+    return epochs * steps_per_epoch / (time.perf_counter() - start)
 
 
 def trainer_loop(cfg, data, device) -> float:
@@ -113,8 +116,9 @@ def throughput(model: str, device_name: str, args) -> dict:
         base.append(f"batch_size={args.batch_size}")
     base += args.overrides
     cfg = config(base)  # the bare loop and the trainer with its default probes run the same config
-    cfgs = {"bare": cfg, "probes off": config([*base, "probe_every=0"]), "probes on": cfg}
-    fns = {"bare": bare_loop, "probes off": trainer_loop, "probes on": trainer_loop}
+    cfgs = {"bare": cfg, "probes off": config([*base, "probe_every=0"]), "probes on": cfg,
+            "augmented": config([*base, "probe_every=0", "data.augment=crop_flip"])}
+    fns = {"bare": bare_loop, "probes off": trainer_loop, "probes on": trainer_loop, "augmented": trainer_loop}
     device = resolve_device(cfgs["bare"].device)
     data = load_data(cfgs["bare"].data, device)
     for name, cfg in cfgs.items():  # warm-up: first-call allocations, kernel choice, compilation
@@ -137,6 +141,8 @@ def throughput(model: str, device_name: str, args) -> dict:
         "steps": cfg.epochs * (len(data.train) // cfg.batch_size), "med": med, "rates": rates,
         "b/a": statistics.median(b / a for b, a in zip(rates["probes off"], rates["bare"], strict=True)),
         "c/a": statistics.median(c / a for c, a in zip(rates["probes on"], rates["bare"], strict=True)),
+        "d/b": statistics.median(d / b for d, b in zip(rates["augmented"], rates["probes off"], strict=True)),
+        "augment": f"pad {cfgs['augmented'].data.augment_pad}, flip {str(cfgs['augmented'].data.augment_flip).lower()}",
         "probes": _probes(cfg, len(data.train)), "log_every": cfg.log_every,
     }
 
@@ -257,14 +263,15 @@ def main() -> None:
               f"ratio within a round; probes {r0['probes']}, log_every={r0['log_every']}, "
               f"amp={args.amp}, channels_last={args.channels_last}, compile={args.compile}")
         head = (f"  {'model':<5} {'device':<7} {'data':<9} {'input':<8} {'batch':>5} {'steps':>5} "
-                f"{'bare (a)':>9} {'off (b)':>9} {'on (c)':>9} {'b/a':>6} {'c/a':>6} {'ms/probe':>8} "
-                f"{'bare samples/s':>15}")
+                f"{'bare (a)':>9} {'off (b)':>9} {'on (c)':>9} {'aug (d)':>9} {'b/a':>6} {'c/a':>6} {'d/b':>6} "
+                f"{'ms/probe':>8} {'bare samples/s':>15}  augmentation")
         print(head)
         for r in rows:
             m = r["med"]
             print(f"  {r['model']:<5} {r['device']:<7} {r['data']:<9} {r['input']:<8} {r['batch']:>5} "
                   f"{r['steps']:>5} {m['bare']:9.1f} {m['probes off']:9.1f} {m['probes on']:9.1f} "
-                  f"{r['b/a']:6.3f} {r['c/a']:6.3f} {r['probe_ms']:8.1f} {m['bare'] * r['batch']:15.0f}")
+                  f"{m['augmented']:9.1f} {r['b/a']:6.3f} {r['c/a']:6.3f} {r['d/b']:6.3f} {r['probe_ms']:8.1f} "
+                  f"{m['bare'] * r['batch']:15.0f}  {r['augment']}")
     if not args.no_startup:
         s = startup(args.startup_repeats)
         print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved rounds (range); "
