@@ -22,18 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# torch's BatchNorm classes (normbench's Batch Renorm and ghost-batch layers subclass them)
-BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-
-
-def keeps_running_stats(m: nn.Module) -> bool:
-    """A BatchNorm layer that keeps running statistics (eval mode normalises with them)."""
-    return isinstance(m, BATCH_NORMS) and m.track_running_stats
-
+from .sites import running_stats
 
 def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
-    """The BatchNorm layers that keep running statistics."""
-    return [m for m in model.modules() if keeps_running_stats(m)]
+    """The layers that keep running statistics, at the norm sites whose norm uses batch
+    statistics (sites.running_stats: the norm table's row says which norms do)."""
+    return [m for _, m in running_stats(model)]
 
 
 @contextmanager

@@ -33,7 +33,7 @@ AXES = {"model": MODELS, "norm": NORMS, "data": DATASETS, "optim": OPTIMIZERS, "
 @dataclass
 class TrainConfig:
     model: Any = MISSING
-    """model group: mlp, cnn"""
+    """model group: mlp, cnn, vgg, resnet, vit"""
     norm: Any = MISSING
     """norm group: bn, brn, ln, rms, in, gn, wn, none (the README's norm table)"""
     data: Any = MISSING

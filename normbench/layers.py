@@ -14,6 +14,10 @@
   ``ghost_batch``: a training batch is normalised in chunks of ``ghost_batch`` samples,
   each with its own statistics (each chunk also updates the running statistics, as a
   batch would); eval mode unchanged. A last chunk of one sample joins the one before it.
+- ``TokenNorm``: a norm of feature vectors applied to a Transformer's tokens (N, T, C):
+  each token alone (GroupNorm per token, as LayerNorm is), or the batch's tokens together
+  as the length axis of (N, C, T) (BatchNorm's statistics per channel over the batch and
+  the tokens; ghost batches are of samples).
 - ``Standardized``: weight standardization (Qiao et al. 2019), a parametrization
   (``torch.nn.utils.parametrize``) that gives each conv filter zero mean and unit
   variance over its inputs and kernel in every forward pass.
@@ -132,6 +136,24 @@ class RMSNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{0 if self.weight is None else len(self.weight)}, eps={self.eps}, affine={self.weight is not None}"
+
+
+class TokenNorm(nn.Module):
+    """``norm`` (a norm of (N, C) feature vectors) applied to tokens (N, T, C); see the
+    module docstring. ``norm`` is its child ``norm``, so its parameters and buffers are
+    found where any norm's are."""
+
+    def __init__(self, norm: nn.Module, over_tokens: bool):
+        super().__init__()
+        self.norm, self.over_tokens = norm, over_tokens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.over_tokens:  # (N, C, T): statistics per channel over the batch and the tokens
+            return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.norm(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return "over the batch's tokens" if self.over_tokens else "per token"
 
 
 class Standardized(nn.Module):

@@ -6,8 +6,11 @@ A row (``Norm``) carries:
 
 - ``schema``: the dataclass of the norm's keys (``norm.eps``, ...), registered in Hydra's
   ConfigStore as ``schema/norm/<name>``, which the YAML file extends;
-- ``vectors`` / ``maps``: builders of the layer for feature vectors ``(N, C)`` (the MLP)
-  and feature maps ``(N, C, H, W)`` (the CNN), or None where the norm is meaningless;
+- ``vectors`` / ``maps`` / ``tokens``: builders of the layer for feature vectors ``(N, C)``
+  (the MLP), feature maps ``(N, C, H, W)`` (the CNN, ResNet, VGG) and a Transformer's
+  tokens ``(N, T, C)`` (the ViT), or None where the norm is meaningless there;
+- ``batch_stats``: whether it normalises with statistics of the batch (and keeps running
+  ones for eval mode): what probes, precise BN and train-mode evaluation look for;
 - ``cancels_bias``: whether the norm subtracts a per-channel mean (then the Linear/Conv
   right before it, ``placement=pre``, is built without a bias: the mean removes it exactly);
 - ``ignores``: top-level settings that cannot change the network with this norm. With
@@ -17,18 +20,24 @@ A row (``Norm``) carries:
 - ``same``: the same training written one way, where two settings of the row's own keys
   mean the same (ghost batches as large as the batch are the batch: ``ghost_batch`` null);
 - ``check``: constraints the types cannot express (``norm.groups`` must divide the widths);
-- ``min_batch``: the smallest training batch it can normalise.
+- ``min_batch``: the smallest training batch it can normalise;
+- ``weights``: what it does to the layer whose output it normalizes (weight normalization,
+  weight standardization), and ``layer_params``: the parameters it puts there, which are
+  its own (the optimizer's ``norm`` group).
 
-| name | vectors (N, C)                                     | maps (N, C, H, W)                                    |
-| ---- | -------------------------------------------------- | ---------------------------------------------------- |
-| bn   | BatchNorm1d: per feature, over the batch           | BatchNorm2d: per channel, over batch and space       |
-| brn  | Batch Renormalization (layers.py), 1d              | Batch Renormalization, 2d                            |
-| ln   | LayerNorm(C): per sample, over features            | GroupNorm(1, C): per sample, over channels and space |
-| rms  | RMSNorm(C): per sample, over features              | RMSNorm2d (layers.py): over channels and space       |
-| in   | -                                                  | InstanceNorm2d: per sample and channel, over space   |
-| gn   | GroupNorm(G, C): per sample, per group of features | GroupNorm(G, C): per sample, per channel group+space |
-| wn   | Identity; weight_norm on each hidden Linear        | Identity; weight_norm on each hidden Conv            |
-| none | Identity                                           | Identity                                             |
+A norm's scale gamma exists where its config has ``affine=true`` (``model.zero_init_residual``
+needs it).
+
+| name | vectors (N, C)            | maps (N, C, H, W)                | tokens (N, T, C)              |
+| ---- | ------------------------- | -------------------------------- | ----------------------------- |
+| bn   | BatchNorm1d: over batch   | BatchNorm2d: over batch, space   | BatchNorm1d: batch and tokens |
+| brn  | Batch Renorm (layers.py)  | Batch Renorm, 2d                 | as bn                         |
+| ln   | LayerNorm(C)              | GroupNorm(1, C): channels, space | LayerNorm(C): per token       |
+| rms  | RMSNorm(C)                | RMSNorm2d (layers.py)            | RMSNorm(C): per token         |
+| in   | -                         | InstanceNorm2d: space            | -                             |
+| gn   | GroupNorm(G, C)           | GroupNorm(G, C): groups, space   | GroupNorm(G, C): per token    |
+| wn   | Identity; weight_norm     | Identity; weight_norm            | - (no one layer before it)    |
+| none | Identity                  | Identity                         | Identity                      |
 
 ``bn`` and ``brn`` take ``norm.ghost_batch`` (ghost batches); ``ln``, ``gn`` and ``none``
 take ``norm.weight_standardization`` on the CNN (a row's ``weights`` hook changes the
@@ -157,14 +166,14 @@ def _common_divisors(widths: list[int]) -> list[int]:
 
 
 def _check_groups(norm, widths: list[int], kind: str, what: str) -> None:
-    """GroupNorm: ``norm.groups`` divides every hidden width; on vectors, at least two
-    features per group (one feature normalised alone is always 0)."""
+    """GroupNorm: ``norm.groups`` divides every hidden width; on vectors (and tokens), at
+    least two features per group (one feature normalised alone is always 0)."""
     checks.integer("norm.groups", norm.groups, 1)
     if any(w % norm.groups for w in widths):
         divisors = ", ".join(map(str, _common_divisors(widths)))
         raise UsageError(f"norm.groups={norm.groups} does not divide {what}; "
                          f"allowed: a number of groups that divides every hidden width: {divisors}")
-    if kind == "vector" and min(widths) // norm.groups < 2:
+    if kind in ("vector", "tokens") and min(widths) // norm.groups < 2:
         raise UsageError(f"norm.groups={norm.groups} with {what} normalises single features, which makes every "
                          f"output 0; allowed: at least 2 features per group (width / groups >= 2)")
 
@@ -173,7 +182,7 @@ def _at_least_two_features(result: str) -> Callable:
     """LayerNorm and RMSNorm on vectors: at least two features (one feature normalised alone
     makes ``result``)."""
     def check(norm, widths: list[int], kind: str, what: str) -> None:
-        if kind == "vector" and min(widths) < 2:
+        if kind in ("vector", "tokens") and min(widths) < 2:
             raise UsageError(f"{what} with norm={norm.name} normalises single features, which makes {result}; "
                              f"allowed: at least 2 features per group (width / groups >= 2)")
     return check
@@ -217,16 +226,33 @@ class Norm:
     schema: type
     vectors: Optional[Builder]
     maps: Optional[Builder]
+    tokens: Optional[Builder]
     cancels_bias: bool
+    batch_stats: bool = False
     ignores: tuple[str, ...] = ()
     same: Optional[Callable[[dict], dict]] = None  # a resolved config -> the same training, written one way
     check: Optional[Callable[[Any, list[int], str, str], None]] = None  # (norm cfg, widths, kind, what)
     min_batch: int = 1
     weights: Optional[Callable[[Any, Any, str], Any]] = None  # (hidden Linear/Conv, norm cfg, kind) -> the layer
     layer_params: tuple[str, ...] = ()  # parameters it puts on the layer it normalizes: its own (optim's norm group)
+    needs: str = "features"  # what it works on, said where a model's kind has no form of it (validate.py)
 
     def build(self, kind: str) -> Optional[Builder]:
-        return self.vectors if kind == "vector" else self.maps
+        return {"vector": self.vectors, "maps": self.maps, "tokens": self.tokens}[kind]
+
+
+def _per_token(vectors: Builder, over_tokens: bool = False) -> Builder:
+    """A norm of feature vectors for tokens (N, T, C) (layers.TokenNorm): each token alone,
+    or ``over_tokens``, the batch's tokens together (BatchNorm's statistics)."""
+    def build(c: int, cfg) -> nn.Module:
+        from .layers import TokenNorm
+
+        return TokenNorm(vectors(c, cfg), over_tokens)
+    return build
+
+
+def _identity(c: int, cfg) -> nn.Module:
+    return _nn().Identity()
 
 
 def _group(c: int, cfg) -> nn.Module:
@@ -262,6 +288,14 @@ def _renorm(kind: str) -> Builder:
     return build
 
 
+def _layer_norm(c: int, cfg) -> nn.Module:
+    return _nn().LayerNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine)
+
+
+def _rms_norm(c: int, cfg) -> nn.Module:
+    return _nn().RMSNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine)
+
+
 def _rms_maps(c: int, cfg) -> nn.Module:
     from .layers import RMSNorm2d
 
@@ -272,46 +306,49 @@ NORMS: dict[str, Norm] = {
     "bn": Norm(
         "BatchNorm", "per feature (channel), over the batch (and space); running statistics in eval mode",
         BatchNormConfig, vectors=_batchnorm("vector"), maps=_batchnorm("maps"),
-        cancels_bias=True, check=_check_batchnorm, min_batch=2, same=_whole_batch_ghosts,
+        tokens=_per_token(_batchnorm("vector"), over_tokens=True), cancels_bias=True, batch_stats=True,
+        check=_check_batchnorm, min_batch=2, same=_whole_batch_ghosts,
     ),
     "brn": Norm(
         "Batch Renormalization", "BatchNorm corrected towards its running statistics in training (Ioffe "
         "2017)", BatchRenormConfig,
-        vectors=_renorm("vector"), maps=_renorm("maps"), cancels_bias=True, check=_check_renorm, min_batch=2,
-        same=_whole_batch_ghosts,
+        vectors=_renorm("vector"), maps=_renorm("maps"), tokens=_per_token(_renorm("vector"), over_tokens=True),
+        cancels_bias=True, batch_stats=True, check=_check_renorm, min_batch=2, same=_whole_batch_ghosts,
     ),
     "ln": Norm(
         "LayerNorm", "per sample, over all its features (channels and space)", LayerNormConfig,
-        vectors=lambda c, cfg: _nn().LayerNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine),
-        maps=lambda c, cfg: _nn().GroupNorm(1, c, eps=cfg.eps, affine=cfg.affine),
-        cancels_bias=False, check=_at_least_two_features("every output 0"), weights=_standardized,
+        vectors=_layer_norm, maps=lambda c, cfg: _nn().GroupNorm(1, c, eps=cfg.eps, affine=cfg.affine),
+        tokens=_layer_norm, cancels_bias=False, check=_at_least_two_features("every output 0"),
+        weights=_standardized,
     ),
     "rms": Norm(
         "RMSNorm", "per sample, by the root mean square of its features (channels and space), no mean",
         RMSNormConfig,
-        vectors=lambda c, cfg: _nn().RMSNorm(c, eps=cfg.eps, elementwise_affine=cfg.affine), maps=_rms_maps,
-        cancels_bias=False, check=_at_least_two_features("every output +-1"),
+        vectors=_rms_norm, maps=_rms_maps, tokens=_rms_norm, cancels_bias=False,
+        check=_at_least_two_features("every output +-1"),
     ),
     "in": Norm(
         "InstanceNorm", "per sample and channel, over space (feature maps only: model=cnn)", InstanceNormConfig,
-        vectors=None, maps=lambda c, cfg: _nn().InstanceNorm2d(c, eps=cfg.eps, affine=cfg.affine),
-        cancels_bias=True,
+        vectors=None, maps=lambda c, cfg: _nn().InstanceNorm2d(c, eps=cfg.eps, affine=cfg.affine), tokens=None,
+        cancels_bias=True, needs="feature maps (each channel over space)",
     ),
     "gn": Norm("GroupNorm", "per sample, over groups of norm.groups channels (and space)", GroupNormConfig,
-               vectors=_group, maps=_group, cancels_bias=False, check=_check_groups, weights=_standardized),
-    "wn": Norm("weight normalization", "each hidden layer's weight as g * v / ||v||; no activation norm",
-               WeightNormConfig, vectors=lambda c, cfg: _nn().Identity(),
-               maps=lambda c, cfg: _nn().Identity(), cancels_bias=False, ignores=("placement",),
+               vectors=_group, maps=_group, tokens=_per_token(_group), cancels_bias=False, check=_check_groups,
+               weights=_standardized),
+    "wn": Norm("weight normalization", "the weight of each layer before a norm site as g * v / ||v||; no "
+               "activation norm",
+               WeightNormConfig, vectors=_identity, maps=_identity, tokens=None, cancels_bias=False,
+               ignores=("placement",), needs="the weight of the layer each norm follows",
                weights=_weight_norm, layer_params=("parametrizations.weight.original0",)),
     "none": Norm("no normalization", "an identity in the norm's place (placement has no effect)", NoNormConfig,
-                 vectors=lambda c, cfg: _nn().Identity(), maps=lambda c, cfg: _nn().Identity(), cancels_bias=False,
-                 ignores=("placement",), weights=_standardized),
+                 vectors=_identity, maps=_identity, tokens=_identity, cancels_bias=False, ignores=("placement",),
+                 weights=_standardized),
 }
 
 
 def make_norm(cfg, num_features: int, kind: str) -> nn.Module:
-    """The norm layer ``cfg.name`` for ``num_features`` features of ``kind`` (``"vector"``
-    or ``"maps"``). Combinations are validated before this is called."""
+    """The norm layer ``cfg.name`` for ``num_features`` features of ``kind`` (``"vector"``,
+    ``"maps"`` or ``"tokens"``). Combinations are validated before this is called."""
     builder = NORMS[cfg.name].build(kind)
     if builder is None:
         raise ValueError(f"norm={cfg.name} has no layer for {kind}")

@@ -6,7 +6,8 @@ along the gradient (``probe_landscape=true``) in ``landscape.py``.
 
 Everything else is measured on a fixed probe batch (the first ``probe_batch_size``
 samples of the training split, the same every time) every ``probe_every`` steps and at
-step 0, by one forward pass with hooks on each block's ``norm`` and ``act`` modules:
+step 0, by one forward pass with hooks on the norm and the activation of each norm site
+the model declared (sites.py):
 
 - in train mode, as training sees it: BatchNorm uses the probe batch's statistics and
   dropout is on with a fixed seed (the same masks every time). The running statistics
@@ -15,9 +16,11 @@ step 0, by one forward pass with hooks on each block's ``norm`` and ``act`` modu
   shift of each BatchNorm layer.
 
 Every tag and histogram, with what it measures, is listed in README.md ("Probes: what the
-normalization does inside"). ``<block>`` is ``block1``, ``block2``, ...; ``<where>`` is
-``pre_norm`` (entering the norm layer) or ``post_norm`` (leaving it); for ``norm=none``
-the same place, an identity, is measured, so runs compare.
+normalization does inside"). ``<block>`` is the site's name (``block1``, ...,
+``stage2.block1.norm1``, ``block3.attn_norm``); ``<where>`` is ``pre_norm`` (entering the
+norm layer) or ``post_norm`` (leaving it); for ``norm=none`` the same place, an identity,
+is measured, so runs compare. A Transformer's tokens (N, T, C) are measured as N * T
+feature vectors.
 
 The per-probe cost is mostly the number of small ops, not the arithmetic (a few hundred
 kilobytes of values), so tensors of the same shape (the blocks of an MLP) are stacked and
@@ -33,8 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .batchnorm import eval_mode, keeps_running_stats, train_mode_untouched
-from .models import hidden_blocks
+from .batchnorm import eval_mode, train_mode_untouched
+from .sites import features, layer_parameter, norm_sites, running_stats, scale_and_shift
 
 BINS = 30
 HISTOGRAM_VALUES = 2**15  # values a histogram of activations counts at most (a fixed uniform subset beyond)
@@ -149,12 +152,11 @@ class Probes:
     def __init__(self, model: nn.Module, x: torch.Tensor, seed: int = 0, bins: int = BINS):
         self.model, self.x, self.bins = model, x, bins
         self._subsets: dict[int, torch.Tensor] = {}  # row length -> the positions histograms count
-        self.blocks = hidden_blocks(model)
-        # weight normalization's magnitudes g (one per output unit) of each hidden layer
-        self.weight_norms = [(name, b[0].parametrizations.weight.original0) for name, b in self.blocks
-                             if hasattr(getattr(b[0], "parametrizations", None), "weight")
-                             and hasattr(b[0].parametrizations.weight, "original0")]
-        self.bn_blocks = [(name, b.norm) for name, b in self.blocks if keeps_running_stats(b.norm)]
+        self.sites = norm_sites(model)
+        # weight normalization's magnitudes g (one per output unit) of each layer before a site
+        self.weight_norms = [(site.name, g) for site in self.sites if site.layer is not None
+                             and (g := layer_parameter(site.layer, "parametrizations.weight.original0")) is not None]
+        self.bn_blocks = running_stats(model)
         dev = x.device
         self._cuda = None if dev.type != "cuda" else dev.index if dev.index is not None else torch.cuda.current_device()
         # the RNG states manual_seed(seed) gives, made once: manual_seed itself seeds every
@@ -205,14 +207,16 @@ class Probes:
     @torch.no_grad()
     def measure(self) -> dict:
         """{tag: float or Histogram} from one train-mode pass of the probe batch."""
-        modules = {f"{n}.{part}": getattr(b, part) for n, b in self.blocks for part in ("norm", "act")}
+        places = {f"{site.name}.{part}": (m, site.kind) for site in self.sites
+                  for part, m in (("norm", site.norm), ("act", site.act)) if m is not None}
         with train_mode_untouched(self.model), self.seeded_rng():  # the same dropout masks at every probe
-            seen = self._capture(modules)
+            captured = self._capture({key: m for key, (m, _) in places.items()})
+        seen = {key: (features(a, places[key][1]), features(b, places[key][1])) for key, (a, b) in captured.items()}
 
         scalars: list[tuple[list[str], torch.Tensor]] = []  # tags, their values flattened
         hists: list[tuple[list[str], torch.Tensor]] = []  # tags, the values of each, one row per tag
-        entries = [(name, where, t) for name, _ in self.blocks
-                   for where, t in zip(("pre_norm", "post_norm"), seen[f"{name}.norm"], strict=True)]
+        entries = [(site.name, where, t) for site in self.sites
+                   for where, t in zip(("pre_norm", "post_norm"), seen[f"{site.name}.norm"], strict=True)]
         batch_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # block: its pre-norm (mean, var)
         for idx, stack in _by_shape([t for *_, t in entries]):
             keys = [f"act/{entries[i][0]}/{entries[i][1]}" for i in idx]
@@ -223,7 +227,7 @@ class Probes:
             batch_stats.update({entries[i][0]: (fmean[j], fvar[j]) for j, i in enumerate(idx)
                                 if entries[i][1] == "pre_norm"})
 
-        acts = [(name, block.act, seen[f"{name}.act"]) for name, block in self.blocks]
+        acts = [(site.name, site.act, seen[f"{site.name}.act"]) for site in self.sites if site.act is not None]
         relu = [(name, a_in) for name, act, (a_in, _) in acts if isinstance(act, nn.ReLU)]
         for idx, stack in _by_shape([a for _, a in relu]):  # dead: <= 0 for every sample (and position)
             unit_max = stack.amax(dim=[1, *range(3, stack.dim())])
@@ -234,10 +238,8 @@ class Probes:
                 fraction = saturated(stack).flatten(1).float().mean(1)
                 scalars.append(([f"act/{outs[i][0]}/saturated" for i in idx], fraction))
 
-        params = [(f"affine/{name}/{label}", p) for name, block in self.blocks
-                  for label, p in (("gamma", getattr(block.norm, "weight", None)),
-                                   ("beta", getattr(block.norm, "bias", None)))
-                  if isinstance(p, torch.Tensor)]
+        params = [(f"affine/{site.name}/{label}", p) for site in self.sites
+                  for label, p in zip(("gamma", "beta"), scale_and_shift(site.norm)) if isinstance(p, torch.Tensor)]
         params += [(f"wn/{name}/g", g.flatten()) for name, g in self.weight_norms]
         for idx, stack in _by_shape([p.detach() for _, p in params]):
             keys = [params[i][0] for i in idx]

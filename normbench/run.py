@@ -153,7 +153,8 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
     import torch
 
     from .hparams import session
-    from .models import build_model, hidden_blocks, parameterised_layers
+    from .models import build_model, parameterised_layers
+    from .sites import describe, norm_sites
     from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink, layout
     from .trainer import Trainer
 
@@ -163,12 +164,13 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, data.input_shape, data.num_classes).to(prepared.device)
         summary.num_params = sum(p.numel() for p in model.parameters())
+        summary.sites = describe(model)
         trainer = Trainer(model, data, cfg, stop)
         resume_step = _resume(trainer, prepared.checkpoint, run_dir)
         log.info("model:\n%s", model)
         log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
                  len(data.val), data.input_shape, prepared.device)
-        charts = layout([name for name, _ in parameterised_layers(model)], [name for name, _ in hidden_blocks(model)])
+        charts = layout([name for name, _ in parameterised_layers(model)], [site.name for site in norm_sites(model)])
         tensorboard = TensorBoardSink(run_dir, resume_step, charts)
         sinks = Sinks(CSVSink(run_dir / METRICS, resume_step), HistogramCSVSink(run_dir / HISTOGRAMS, resume_step),
                       tensorboard, ProgressSink(trainer.total_steps, -(-trainer.total_steps // trainer.steps_per_epoch),

@@ -90,6 +90,7 @@ class Summary:
     train_samples: Optional[int] = None  # samples in the training split
     effective_lr: Optional[float] = None  # lr x (batch_size / base_batch_size)^p (lr_scaling), before the schedule
     num_params: Optional[int] = None
+    sites: Optional[list] = None  # the model's norm sites: [{name, block, norm, layer, act, role}] (sites.describe)
     device: Optional[str] = None
     device_name: Optional[str] = None
     threads: Optional[int] = None

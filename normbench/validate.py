@@ -9,6 +9,7 @@ in ``check_against_data`` once it is loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -17,7 +18,7 @@ from omegaconf import DictConfig
 
 from . import checks
 from .budget import check_budget, effective_lr, plan
-from .checks import fail, integer, number
+from .checks import fail, integer, number, option
 from .augment import active
 from .data import DATASETS, check_augment
 from .errors import UsageError
@@ -65,7 +66,8 @@ def check_config(cfg: DictConfig) -> None:
     model = MODELS[cfg.model.name]
     if cfg.channels_last and model.kind != "maps":
         raise UsageError(f"channels_last=true is not allowed with model={cfg.model.name}: it is a memory layout "
-                         f"for feature maps, and an MLP has none; allowed: model=cnn, or channels_last=false")
+                         f"for feature maps, and {HAS_NONE[model.kind]}; allowed: model={_with_maps()}, or "
+                         f"channels_last=false")
     model.check(cfg.model)
     _check_norm(cfg)
     _check_data(cfg.data)
@@ -82,6 +84,15 @@ def hidden_widths(model: DictConfig) -> list[int]:
     return MODELS[model.name].widths(model)
 
 
+# a model's kind -> what its norms see, said when a norm has no form for it
+HAS_NONE = {"vector": "an MLP's features have no spatial extent",
+            "tokens": "a Transformer's norms see tokens, with no spatial extent and no single layer before them"}
+
+
+def _with_maps() -> str:
+    return ", ".join(name for name, m in MODELS.items() if m.kind == "maps")
+
+
 def _check_norm(cfg: DictConfig) -> None:
     n, model = cfg.norm, MODELS[cfg.model.name]
     spec = NORMS[n.name]
@@ -89,9 +100,8 @@ def _check_norm(cfg: DictConfig) -> None:
         fits = ", ".join(name for name, row in NORMS.items() if row.build(model.kind) is not None)
         others = [name for name, m in MODELS.items() if spec.build(m.kind) is not None]
         raise UsageError(
-            f"norm={n.name} is not allowed with model={cfg.model.name}: {spec.label} needs feature maps "
-            f"(it normalises each channel over space, and an MLP's features have none); "
-            f"allowed: model={', '.join(others)}, or norm={fits}"
+            f"norm={n.name} is not allowed with model={cfg.model.name}: {spec.label} works on {spec.needs}, and "
+            f"{HAS_NONE[model.kind]}; allowed: model={', '.join(others)}, or norm={fits}"
         )
     if "eps" in n:
         number("norm.eps", n.eps, 0, lo_open=True)
@@ -104,9 +114,27 @@ def _check_norm(cfg: DictConfig) -> None:
                                                     f"is normalised in ghost batches of this many samples)")
     if n.get("weight_standardization", False) and model.kind != "maps":
         raise UsageError(f"norm.weight_standardization=true is not allowed with model={cfg.model.name}: it "
-                         f"standardizes convolution filters, and an MLP has none; allowed: model=cnn")
+                         f"standardizes the filters of the convolutions before the norms, and {HAS_NONE[model.kind]}; "
+                         f"allowed: model={_with_maps()}")
     if spec.check is not None:
         spec.check(n, hidden_widths(cfg.model), model.kind, model.what(cfg.model))
+    if cfg.model.get("zero_init_residual", False):
+        _check_zero_init(cfg)
+
+
+def _check_zero_init(cfg: DictConfig) -> None:
+    """``model.zero_init_residual`` needs a residual branch ending in a norm with a scale."""
+    if not cfg.norm.get("affine", False):
+        scaled = ", ".join(name for name, row in NORMS.items() if "affine" in
+                           {f.name for f in dataclasses.fields(row.schema)})
+        raise UsageError(f"model.zero_init_residual=true is not allowed with norm={cfg.norm.name}"
+                         f"{' norm.affine=false' if 'affine' in cfg.norm else ''}: it starts each residual branch's "
+                         f"last norm scale (gamma) at 0, and this norm has none; allowed: norm={scaled} with "
+                         f"norm.affine=true, or model.zero_init_residual=false")
+    if option(cfg.placement) == "post" and not cfg.model.get("preact", False):
+        raise UsageError("model.zero_init_residual=true is not allowed with placement=post: the block's last norm "
+                         "then follows the addition and would zero the block's output, not its residual branch; "
+                         "allowed: placement=pre, or model.preact=true")
 
 
 def _check_data(d: DictConfig) -> None:
@@ -142,9 +170,12 @@ def check_against_data(cfg: DictConfig, n_train: int, input_shape: tuple[int, ..
     if cfg.batch_size < need:
         fail("batch_size", cfg.batch_size, f"at least {need} with norm={cfg.norm.name} "
                                            f"({NORMS[cfg.norm.name].label} needs {need} samples per batch)")
-    if MODELS[cfg.model.name].needs_images and len(input_shape) != 3:
+    model = MODELS[cfg.model.name]
+    if model.needs_images and len(input_shape) != 3:
         raise UsageError(f"model={cfg.model.name} needs image data, but data={cfg.data.name} has shape "
                          f"{input_shape}; allowed: model=mlp")
+    if model.check_data is not None:
+        model.check_data(cfg.model, input_shape)
     if active(cfg.data) and len(input_shape) == 3 and cfg.data.augment_pad >= min(input_shape[1:]):
         fail("data.augment_pad", cfg.data.augment_pad, f"fewer pixels than the images' side ({min(input_shape[1:])} "
                                                        f"for data={cfg.data.name})")

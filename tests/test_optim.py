@@ -1,6 +1,8 @@
 """Optimizers and weight decay per parameter group: the norm layers' own parameters, the
 other biases and the weights, for every norm row and model of the tables."""
 
+import re
+
 import pytest
 import torch
 
@@ -11,7 +13,8 @@ from normbench.optim import OPTIMIZERS, build_optimizer, named_groups, param_gro
 
 PAIRS = [(norm, model) for norm, row in NORMS.items() for model, m in MODELS.items()
          if row.build(m.kind) is not None]
-SHAPES = {"vector": (1, 8, 8), "maps": (3, 8, 8)}
+SHAPES = {"vector": (1, 8, 8), "maps": (3, 8, 8), "tokens": (3, 8, 8)}
+NORM_MODULE = re.compile(r"norm\d?|\w+_norm")  # norm, norm1, attn_norm, final_norm: where the models put norms
 
 
 def model_for(*overrides):
@@ -24,7 +27,8 @@ def expected_groups(model) -> dict:
     code under test: every parameter of a block's norm layer and weight norm's magnitudes g
     are the norm's; the other biases; everything else."""
     names = [n for n, _ in model.named_parameters()]
-    norm = [n for n in names if ".norm." in n or n.endswith("parametrizations.weight.original0")]
+    norm = [n for n in names if any(NORM_MODULE.fullmatch(part) for part in n.split(".")[:-1])
+            or n.endswith("parametrizations.weight.original0")]
     bias = [n for n in names if n not in norm and n.endswith(".bias")]
     return {"weights": [n for n in names if n not in norm and n not in bias], "norm": norm, "bias": bias}
 
@@ -36,7 +40,8 @@ def test_each_parameter_is_in_the_group_its_layer_says(norm, model):
     assert groups == expected_groups(net)
     assert sorted(sum(groups.values(), [])) == sorted(n for n, _ in net.named_parameters())
     if NORMS[norm].cancels_bias or norm in ("ln", "gn"):  # beta is the norm's, not a bias
-        assert any(n.endswith(".norm.bias") for n in groups["norm"]) or not make_cfg(f"norm={norm}").norm.affine
+        assert any(n.endswith("norm.bias") or n.endswith("norm1.bias") for n in groups["norm"]) \
+            or not make_cfg(f"norm={norm}").norm.affine
     if norm == "wn":
         assert groups["norm"] and all(n.endswith("original0") for n in groups["norm"])
     if norm == "none":
