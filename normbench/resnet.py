@@ -26,10 +26,11 @@ and a last norm and activation (the site ``final``) come before the pooling; a p
 shortcut takes the pre-activated input, as in the paper. A site's ``layer`` is
 the conv whose output it normalizes (in a pre-activation block, the conv that feeds the
 residual stream it normalizes), so weight normalization and weight standardization reach
-every conv. ``model.zero_init_residual`` starts the last norm of each residual branch
-(``norm2``, role ``residual``) at scale 0 (Goyal et al. 2017); with ``placement=post`` in the
-original block that norm follows the addition, normalizing the block's output rather than
-its branch, so the option is refused there.
+every conv. ``model.zero_init_residual`` starts the norm that ends each residual branch (``norm2`` of
+the original block with ``placement=pre``, role ``residual``) at scale 0, so every block
+starts as its shortcut (Goyal et al. 2017). It is refused where no norm ends the branch:
+with ``placement=post`` that norm follows the addition (zeroing it would zero the block's
+output), and a pre-activation branch ends with a conv.
 
 ResNet-20 with BatchNorm and shortcut A has 269,722 parameters for 10 classes (0.27M in
 the paper), ResNet-32 464,154, ResNet-56 853,018: tests check it.
@@ -100,7 +101,7 @@ class BasicBlock(nn.Module):
     def sites(self, name: str, row: str, feeding: Optional[nn.Module]) -> list[NormSite]:
         """This block's norm sites; ``feeding`` is the conv whose output reaches the block's
         input (a pre-activation block's first norm normalizes that stream)."""
-        on_branch = self.preact or self.placement == "pre"  # norm2 is the residual branch's last norm
+        on_branch = not self.preact and self.placement == "pre"  # norm2 ends the residual branch
         out = [NormSite(f"{name}.norm1", self.norm1, feeding if self.preact else self.conv1, self.act1, name, row,
                         "maps"),
                NormSite(f"{name}.norm2", self.norm2, self.conv1 if self.preact else self.conv2, self.act2, name, row,

@@ -131,10 +131,13 @@ def _check_zero_init(cfg: DictConfig) -> None:
                          f"{' norm.affine=false' if 'affine' in cfg.norm else ''}: it starts each residual branch's "
                          f"last norm scale (gamma) at 0, and this norm has none; allowed: norm={scaled} with "
                          f"norm.affine=true, or model.zero_init_residual=false")
-    if option(cfg.placement) == "post" and not cfg.model.get("preact", False):
+    if option(cfg.placement) == "post":
         raise UsageError("model.zero_init_residual=true is not allowed with placement=post: the block's last norm "
                          "then follows the addition and would zero the block's output, not its residual branch; "
-                         "allowed: placement=pre, or model.preact=true")
+                         "allowed: placement=pre")
+    if cfg.model.get("preact", False):
+        raise UsageError("model.zero_init_residual=true is not allowed with model.preact=true: a pre-activation "
+                         "residual branch ends with a conv, not a norm; allowed: model.preact=false")
 
 
 def _check_data(d: DictConfig) -> None:

@@ -1,7 +1,8 @@
-"""Every row of every axis table trains through the real command: each norm (on the
-models it is meant for), model, optimizer and data set (the torchvision ones from tiny
-files in their real formats). Adding a row without its YAML file, or a YAML file whose
-keys its schema lacks, fails here."""
+"""Every row of every axis table trains through the real command: each norm on each model
+it has a form for (its loss falling, its run directory and report complete), each model,
+optimizer, schedule and data set (the torchvision ones from tiny files in their real
+formats). Adding a row without its YAML file, or a YAML file whose keys its schema lacks,
+fails here; the norms and models come from the tables, so a new row is tested here."""
 
 from __future__ import annotations
 
@@ -17,9 +18,21 @@ from normbench.data import DATASETS
 from normbench.models import MODELS
 from normbench.norms import NORMS
 from normbench.optim import OPTIMIZERS
+from normbench.schedules import SCHEDULES
 
 pytestmark = pytest.mark.slow
 QUICK = ["epochs=1", "progress=false", "checkpoint=false"]
+# each model small, on small generated images (the MLP and the CNN on the digits), a few steps
+SMALL = {
+    "mlp": ["model=mlp"],
+    "cnn": ["model=cnn", "model.channels=[8,16]"],
+    "vgg": ["model=vgg", "model.width_multiplier=0.125", "init=kaiming"],  # 8 convs without a norm need it
+    "resnet": ["model=resnet", "model.depth=8"],
+    "vit": ["model=vit", "model.depth=2", "model.dim=32", "model.patch=2"],
+}
+IMAGES = ["data=synthetic", "data.shape=[3,8,8]", "data.n_samples=480", "data.noise=2.0", "epochs=null", "steps=40",
+          "batch_size=16", "probe_every=10"]
+PAIRS = [(n, m) for m, row in MODELS.items() for n, norm in NORMS.items() if norm.build(row.kind) is not None]
 
 
 def statuses(sweep_root: Path) -> dict[str, dict]:
@@ -32,11 +45,11 @@ def rows(tmp_path_factory) -> dict[tuple[str, str], dict]:
     cwd = tmp_path_factory.mktemp("tables")
     write_mnist(cwd / "data", folder="MNIST", n_train=120, n_test=20)
     write_mnist(cwd / "data", folder="FashionMNIST", n_train=120, n_test=20)
-    sweeps = {  # one sweep per table (and per model the norms are meant for)
-        "norm/cnn": ["model=cnn", "model.channels=[8,16]", f"norm={','.join(NORMS)}"],
-        "norm/mlp": ["model=mlp", f"norm={','.join(n for n, r in NORMS.items() if r.vectors)}"],
-        "model": [f"model={','.join(MODELS)}"],
-        "optim": [f"optim={','.join(OPTIMIZERS)}"],
+    sweeps = {  # one sweep per table (and per model, of the norms it has a form for)
+        **{f"norm/{m}": [*SMALL[m], *(IMAGES if m not in ("mlp", "cnn") else []),
+                         f"norm={','.join(n for n, mm in PAIRS if mm == m)}"] for m in MODELS},
+        "model": [f"model={','.join(MODELS)}", "data.augment=crop_flip"],  # each as its YAML file has it
+        "optim": [f"optim={','.join(OPTIMIZERS)}", f"schedule={','.join(SCHEDULES)}", "schedule.warmup_steps=5"],
         "data": ["data=digits,blobs,mnist,fashion_mnist", "model=mlp", "batch_size=16"],  # data.root: ./data
         "data/synthetic": ["data=synthetic", "data.n_samples=200", "data.shape=[3,8,8],[12]", "batch_size=16"],
     }
@@ -44,37 +57,53 @@ def rows(tmp_path_factory) -> dict[tuple[str, str], dict]:
     for name, args in sweeps.items():
         out = cwd / "outputs" / name.replace("/", "_")
         proc = run_cli("train", "-m", *QUICK, *args, f"hydra.sweep.dir={out}", cwd=cwd, timeout=900)
-        found[name] = (proc, statuses(out))
+        report = run_cli("report", str(out), cwd=cwd, timeout=300) if name.startswith("norm/") else None
+        found[name] = (proc, statuses(out), report, out)
     return found
 
 
-# every norm on the CNN, and on the MLP those with a form for feature vectors (the others
-# are refused with model=mlp: test_validate, test_cli)
-PAIRS = [(n, "cnn") for n in NORMS] + [(n, "mlp") for n, r in NORMS.items() if r.vectors]
-
-
+# every norm on every model it has a form for (the others are refused in one line with the
+# reason: test_validate, test_architectures)
 @pytest.mark.parametrize("norm, model", PAIRS)
-def test_every_norm_trains_on_each_model_it_is_meant_for(rows, norm, model):
-    proc, summaries = rows[f"norm/{model}"]
+def test_every_norm_trains_on_each_model_it_has_a_form_for(rows, norm, model):
+    proc, summaries, _, _ = rows[f"norm/{model}"]
     (s,) = [s for s in summaries.values() if s["config"]["norm"]["name"] == norm] or [None]
     assert s is not None, proc.stdout + proc.stderr
     assert s["status"] == "completed" and s["steps"] > 0, s.get("error")
+    assert s["sites"] and all({"name", "block", "norm", "layer", "act", "role"} <= set(site) for site in s["sites"])
+    run_dir = Path(s["run_dir"])
+    assert {"summary.json", "metrics.csv", "histograms.csv", ".hydra"} <= {p.name for p in run_dir.iterdir()}
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    losses = [float(line.split(",")[3]) for line in (run_dir / "metrics.csv").read_text().splitlines()
+              if ",train/loss," in line]
+    assert losses[-1] < losses[0], (norm, model, losses)  # it learns
+    histograms = (run_dir / "histograms.csv").read_text()
+    assert all(f",act/{site['name']}/pre_norm," in histograms for site in s["sites"])  # every site probed
 
 
-@pytest.mark.parametrize("table, key, names", [("model", "model", list(MODELS)), ("optim", "optim", list(OPTIMIZERS))])
-def test_every_model_and_optimizer_trains(rows, table, key, names):
-    proc, summaries = rows[table]
+@pytest.mark.parametrize("model", list(MODELS))
+def test_each_models_sweep_reports_with_every_picture(rows, model):
+    _, _, report, out = rows[f"norm/{model}"]
+    assert report.returncode == 0, report.stderr
+    page = (out / "report" / "report.html").read_text()
+    assert "Not drawn" not in page and page.count('<img src="data:image/png;base64,') >= 5
+
+
+@pytest.mark.parametrize("table, key, names", [("model", "model", list(MODELS)), ("optim", "optim", list(OPTIMIZERS)),
+                                               ("optim", "schedule", list(SCHEDULES))])
+def test_every_model_optimizer_and_schedule_trains(rows, table, key, names):
+    proc, summaries, _, _ = rows[table]
     assert proc.returncode == 0, proc.stderr
-    assert sorted(s["config"][key]["name"] for s in summaries.values()) == sorted(names)
+    assert sorted(set(s["config"][key]["name"] for s in summaries.values())) == sorted(names)
     assert all(s["status"] == "completed" for s in summaries.values())
 
 
 def test_every_data_set_trains(rows, tmp_path):
-    proc, summaries = rows["data"]
+    proc, summaries, _, _ = rows["data"]
     assert proc.returncode == 0, proc.stderr
     done = {s["config"]["data"]["name"]: s["status"] for s in summaries.values()}
     assert done == dict.fromkeys(["digits", "blobs", "mnist", "fashion_mnist"], "completed")
-    proc, summaries = rows["data/synthetic"]  # images and feature vectors
+    proc, summaries, _, _ = rows["data/synthetic"]  # images and feature vectors
     assert proc.returncode == 0 and sorted(s["status"] for s in summaries.values()) == ["completed"] * 2
     # CIFAR-10's files are checked against the real data set's checksums by torchvision:
     # the command runs in a process told the checksums of the tiny files made here
