@@ -398,6 +398,92 @@ def test_the_command_line_imports_neither_pandas_nor_matplotlib():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+# off the happy path, through the real command: ties, diverged runs, unequal seed counts
+
+
+def _table_and_rows(proc, sweep: Path, key: str = "norm") -> tuple[pd.DataFrame, dict[str, str]]:
+    """summary.csv by group, and each group's line of the terminal table."""
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(sweep / "report" / "summary.csv").set_index(key)
+    lines = proc.stdout.splitlines()
+    rows = {line.split()[0]: line for line in lines[lines.index(next(x for x in lines if x.startswith(key))) + 1:]
+            if line.split() and line.split()[0] in set(table.index)}
+    return table, rows
+
+
+@pytest.mark.slow
+def test_seeds_that_tie_get_no_interval_no_p_value_and_no_yes(tmp_path):
+    """Validation accuracy is a count: five seeds at 350/360 against five at 349/360."""
+    sweep = write_sweep(tmp_path / "s")
+    for seed in range(5):
+        write_run(sweep / f"bn{seed}", norm="bn", seed=seed, final_val_acc=350 / 360)
+        write_run(sweep / f"none{seed}", norm="none", seed=seed, final_val_acc=349 / 360)
+        write_run(sweep / f"ln{seed}", norm="ln", seed=seed, final_val_acc=0.95 + 0.005 * seed)
+    write_run(sweep / "gn0", norm="gn", seed=0, final_val_acc=0.96)
+    proc = run_cli("report", str(sweep), "--no-pictures", cwd=tmp_path)
+    table, rows = _table_and_rows(proc, sweep)
+    for column in ("Δ CI low", "Δ CI high", "p", "p (Holm)", "Δ CI excludes 0", "Δ excludes 0 after Holm",
+                   "final val acc CI low"):
+        assert pd.isna(table.loc["bn", column]), column
+    assert table.loc["bn", "no interval because"] == "seeds agree" and table.loc["bn", "final val acc std"] == 0
+    assert table.loc["bn", "Δ final val acc vs baseline"] == pytest.approx(1 / 360)
+    assert "+0.0028 (seeds agree: no interval)" in rows["bn"] and "yes" not in rows["bn"]
+    assert table.loc["ln", "Δ CI excludes 0"] == "no"  # the tied baseline against seeds that differ: an interval
+    assert table.loc["gn", "no interval because"] == "too few runs" and "(too few runs)" in rows["gn"]
+    # Holm counted the one comparison that had a p-value
+    assert "p Holm-adjusted over 1 comparison (of 3: those with a p-value)" in proc.stdout
+    assert table.loc["ln", "p (Holm)"] == pytest.approx(table.loc["ln", "p"])
+    # against a baseline of one run, seeds that agree are not the reason: the baseline has too few
+    proc = run_cli("report", str(sweep), "--no-pictures", "--baseline", "norm=gn", cwd=tmp_path)
+    table, rows = _table_and_rows(proc, sweep)
+    assert table.loc["bn", "no interval because"] == "too few runs" and "(too few runs)" in rows["bn"]
+
+
+@pytest.mark.slow
+def test_diverged_runs_and_unequal_seed_counts_are_part_of_the_answer(tmp_path):
+    """ln completed 2 of 5 runs (3 diverged), bn ran 2 seeds, gn lost a value and a run;
+    the baseline completed all 5."""
+    from scipy import stats as scipy_stats
+
+    sweep = write_sweep(tmp_path / "s")
+    base = [0.90, 0.92, 0.89, 0.91, 0.90]
+    for seed, acc in enumerate(base):
+        write_run(sweep / f"none{seed}", norm="none", seed=seed, final_val_acc=acc)
+    for seed in range(5):  # its two survivors are far ahead: the interval excludes 0
+        write_run(sweep / f"ln{seed}", norm="ln", seed=seed, status="completed" if seed < 2 else "diverged",
+                  final_val_acc=[0.95, 0.951][seed] if seed < 2 else 0.1)
+    for seed, acc in enumerate([0.93, 0.94]):
+        write_run(sweep / f"bn{seed}", norm="bn", seed=seed, final_val_acc=acc)
+    for seed, acc in enumerate([0.90, 0.91, None, 0.92]):  # a completed run without the number
+        write_run(sweep / f"gn{seed}", norm="gn", seed=seed, final_val_acc=acc)
+    write_run(sweep / "gn4", norm="gn", seed=4, status="failed", final_val_acc=None)
+    proc = run_cli("report", str(sweep), "--no-pictures", cwd=tmp_path)
+    table, rows = _table_and_rows(proc, sweep)
+    # the seeds column: values that entered the mean out of the group's runs, and their seeds
+    assert [table.loc[g, ["values", "runs", "seeds"]].tolist() for g in ("ln", "bn", "gn", "none")] == [
+        [2, 5, 2], [2, 2, 2], [3, 5, 3], [5, 5, 5]]
+    assert "2 of 5 runs, 2 seeds" in rows["ln"] and "3 of 5 runs, 3 seeds" in rows["gn"]
+    # ln's two survivors resolve, but the verdict is never an unqualified yes
+    assert table.loc["ln", "Δ CI low"] > 0
+    assert table.loc["ln", "Δ CI excludes 0"] == table.loc["ln", "Δ excludes 0 after Holm"] == "yes (conditional)"
+    assert table.loc["ln", "verdicts rest on"] == "conditional: 2 of 5 completed"
+    assert "yes (conditional)" in rows["ln"] and "conditional: 2 of 5 completed" in rows["ln"]
+    # and how often it diverged, on its own: Fisher's exact test against the baseline's 0 of 5
+    assert table.loc["ln", "diverged p (Fisher)"] == pytest.approx(1 / 6)
+    assert "3 of 5 vs 0 of 5, p 0.167" in rows["ln"]
+    assert table.loc["gn", "verdicts rest on"] == "conditional: 3 of 4 with a value; incomplete: 1 failed"
+    # 2 seeds against 5: Banerjee's interval, each group's variance with its own t quantile
+    bn, none = np.array([0.93, 0.94]), np.array(base)
+    half = np.sqrt(scipy_stats.t.ppf(0.975, 1) ** 2 * bn.var(ddof=1) / 2
+                   + scipy_stats.t.ppf(0.975, 4) ** 2 * none.var(ddof=1) / 5)
+    d = bn.mean() - none.mean()
+    assert table.loc["bn", "method"] == "Banerjee" and pd.isna(table.loc["bn", "verdicts rest on"])  # all counted
+    assert (table.loc["bn", "Δ CI low"], table.loc["bn", "Δ CI high"]) == (pytest.approx(d - half),
+                                                                            pytest.approx(d + half))
+    assert table.loc["bn", "Δ CI excludes 0"] == "no" and "2 of 2 runs, 2 seeds" in rows["bn"]
+    assert "Banerjee's (conservative) where they do not" in proc.stdout
+
+
 # a real sweep through the real command
 
 
