@@ -216,6 +216,23 @@ def test_baseline_difference_has_the_right_sign_and_says_whether_it_excludes_zer
     assert not list((tmp_path / "r").glob("*.png")) and "<img" not in (tmp_path / "r" / "report.html").read_text()
 
 
+def test_a_count_of_zero_keeps_its_metric_on_the_linear_scale_and_the_report_says_so(report, tmp_path):
+    """Steps to target are compared as a ratio of geometric means, but a run that met the
+    target at step 0 has no logarithm: the metric stays linear, said in the header."""
+    sweep = write_sweep(tmp_path / "s")
+    for seed, (bn, none) in enumerate([(0, 200), (40, 240), (60, 180)]):
+        write_run(sweep / f"bn{seed}", norm="bn", seed=seed, steps_to_target=bn)
+        write_run(sweep / f"none{seed}", norm="none", seed=seed, steps_to_target=none)
+    code, out, err = report(sweep, "--metric", "steps_to_target", "--no-pictures")
+    assert code == 0, err
+    table = pd.read_csv(sweep / "report" / "summary.csv").set_index("norm")
+    assert table.loc["bn", "steps to target (runs reaching it) mean"] == pytest.approx(100 / 3)
+    assert table.loc["bn", "Δ steps to target (runs reaching it) vs baseline"] == pytest.approx(100 / 3 - 620 / 3)
+    assert "because a completed run has a value of 0 or below: steps_to_target" in out
+    code, out, err = report(sweep, "--metric", "final_train_loss", "--no-pictures", "--out", tmp_path / "loss")
+    assert "ratio final train loss vs baseline (geometric means)" in pd.read_csv(tmp_path / "loss" / "summary.csv")
+
+
 def test_groups_come_from_the_config_that_varies_not_from_directory_names(report, tmp_path):
     """Readable job names (the sweeps issue) and experiment folders: only the configs count."""
     sweep = write_sweep(tmp_path / "outputs" / "multirun" / "my_exp" / "2026-11-23" / "10-00-00")
