@@ -21,7 +21,7 @@ CONFIG = {
     "checkpoint": True, "progress": False, "probe_every": 100, "probe_batch_size": 256, "resume": None,
 }
 NORM_KEYS = {"bn": CONFIG["norm"], "ln": {"name": "ln", "eps": 1e-05, "affine": True},
-             "none": {"name": "none"}}
+             "gn": {"name": "gn", "groups": 8, "eps": 1e-05, "affine": True}, "none": {"name": "none"}}
 
 
 def config(norm: str = "bn", seed: int = 0, **top) -> dict:

@@ -87,35 +87,46 @@ def test_table_numbers_equal_those_computed_from_each_runs_files(report, mixed_s
     for norm, row in table.iterrows():
         mine = runs[runs.norm == norm]
         done = mine[mine.status == "completed"]
-        assert row["runs"] == len(mine) and row["seeds (completed)"] == len(done)
+        assert row["runs"] == len(mine) and row["completed"] == len(done)
+        assert row["values"] == row["seeds"] == done["final_val_acc"].notna().sum()
         for status in ("diverged", "failed", "interrupted"):
             assert row[status] == (mine.status == status).sum()
-        for key, label in (("final_val_acc", "final val acc"), ("best_val_acc", "best val acc"),
-                           ("final_train_loss", "final train loss"), ("train_eval_gap", "train-eval gap"),
-                           ("steps_to_target", "steps to target (runs reaching it)"),
-                           ("seconds_to_target", "seconds to target (runs reaching it)")):
+        for key, label, log in (("final_val_acc", "final val acc", False), ("best_val_acc", "best val acc", False),
+                                ("final_train_loss", "final train loss", True),
+                                ("train_eval_gap", "train-eval gap", False),
+                                ("steps_to_target", "steps to target (runs reaching it)", True),
+                                ("seconds_to_target", "seconds to target (runs reaching it)", True)):
             values = done[key].dropna().to_numpy()  # diverged, failed, interrupted never averaged in
+            # losses, steps and seconds: the geometric mean and its interval, on the log scale
+            center, spread = ("geometric mean", "geometric sd") if log else ("mean", "std")
+            shown = np.exp if log else (lambda v: v)
+            values = np.log(values) if log else values
             if len(values) == 0:  # no run reached the target: no mean, said so in the column name
-                assert np.isnan(row[f"{label} mean"]) and np.isnan(row[f"{label} CI low"]), key
+                assert np.isnan(row[f"{label} {center}"]) and np.isnan(row[f"{label} CI low"]), key
                 continue
-            assert row[f"{label} mean"] == pytest.approx(values.mean(), abs=1e-12), key
-            assert row[f"{label} std"] == pytest.approx(values.std(ddof=1), abs=1e-12), key
+            assert row[f"{label} {center}"] == pytest.approx(shown(values.mean()), abs=1e-12), key
+            assert row[f"{label} {spread}"] == pytest.approx(shown(values.std(ddof=1)), abs=1e-12), key
             if len(values) < 2 or values.std() == 0:  # no interval from one value, or from values that agree
                 assert np.isnan(row[f"{label} CI low"]) and np.isnan(row[f"{label} CI high"]), key
                 continue
             lo, hi = t_interval(values)
-            assert row[f"{label} CI low"] == pytest.approx(lo, abs=1e-12), key
-            assert row[f"{label} CI high"] == pytest.approx(hi, abs=1e-12), key
+            assert row[f"{label} CI low"] == pytest.approx(shown(lo), abs=1e-12), key
+            assert row[f"{label} CI high"] == pytest.approx(shown(hi), abs=1e-12), key
         assert row["reached target"] == done["steps_to_target"].notna().sum()
     assert table.loc["bn", "final val acc mean"] == pytest.approx(np.mean([0.97, 0.95, 0.96, 0.99]))
-    assert table.loc["bn", "steps to target (runs reaching it) mean"] == pytest.approx(400 / 3)
+    assert table.loc["bn", "steps to target (runs reaching it) geometric mean"] == pytest.approx(
+        (120 * 180 * 100) ** (1 / 3))
     assert table.loc["none", "reached target"] == 0
-    assert np.isnan(table.loc["none", "steps to target (runs reaching it) mean"])
+    assert np.isnan(table.loc["none", "steps to target (runs reaching it) geometric mean"])
     # baseline norm=none (the default when it is one group): the difference of the means
     assert table.loc["none", "Δ CI excludes 0"] == "baseline"
     diff = np.mean([0.97, 0.95, 0.96, 0.99]) - np.mean([0.88, 0.90, 0.86])
     assert table.loc["bn", "Δ final val acc vs baseline"] == pytest.approx(diff)
-    assert table.loc["bn", "Δ CI low"] > 0 and table.loc["bn", "Δ CI excludes 0"] == "yes"
+    # bn lost a run to divergence and one to failure, the baseline one to an interruption: said in the verdict
+    assert table.loc["bn", "Δ CI low"] > 0 and table.loc["bn", "Δ CI excludes 0"] == "yes (conditional, incomplete)"
+    assert table.loc["bn", "verdicts rest on"] == ("conditional: 4 of 5 completed; incomplete: 1 failed, "
+                                                    "baseline 1 interrupted")
+    assert table.loc["bn", "method"] == "Banerjee"  # 4 values against 3
     # runs.csv: one row per run, the summary's own numbers
     per_run = pd.read_csv(mixed_sweep / "report" / "runs.csv")
     assert len(per_run) == len(runs) == 10
@@ -130,7 +141,7 @@ def test_table_numbers_equal_those_computed_from_each_runs_files(report, mixed_s
     page = (mixed_sweep / "report" / "report.html").relative_to(mixed_sweep.parents[3])
     assert out.strip().splitlines()[-1] == f"report: {page}"
     md = (mixed_sweep / "report" / "summary.md").read_text()
-    assert "| bn | 4 of 6 | 1/1/0 |" in md and "| none | 3 of 4 | 0/0/1 |" in md
+    assert "| bn | 4 of 6 runs, 4 seeds | 1/1/0 |" in md and "| none | 3 of 4 runs, 3 seeds | 0/0/1 |" in md
     for picture in PICTURES:
         assert (mixed_sweep / "report" / picture).stat().st_size > 1000, picture
 
@@ -195,10 +206,31 @@ def test_baseline_difference_has_the_right_sign_and_says_whether_it_excludes_zer
     assert code == 0, err
     table = pd.read_csv(tmp_path / "l" / "summary.csv").set_index("norm")
     assert list(table.index) == ["bn", "ln", "none"]
-    assert table.loc["none", "Δ final train loss vs baseline"] == pytest.approx(0.2)
-    assert table.loc["none", "Δ CI low"] > 0 and table.loc["none", "Δ CI excludes 0"] == "yes"
+    # a loss is compared as a ratio of geometric means, on the log scale
+    losses = {norm: np.array([base + 0.01 * seed for seed in range(5)]) for norm, base in (("bn", 0.1), ("none", 0.3))}
+    ratio = np.exp(np.log(losses["none"]).mean() - np.log(losses["bn"]).mean())
+    assert table.loc["none", "ratio final train loss vs baseline (geometric means)"] == pytest.approx(ratio)
+    assert table.loc["none", "ratio CI low"] > 1 and table.loc["none", "ratio CI excludes 1"] == "yes"
+    assert "ratio final train loss vs baseline (geometric means) [95% CI]" in out and f"×{ratio:.3f} [" in out
     assert (tmp_path / "l" / "final_train_loss_per_seed.png").exists()
     assert not list((tmp_path / "r").glob("*.png")) and "<img" not in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_a_count_of_zero_keeps_its_metric_on_the_linear_scale_and_the_report_says_so(report, tmp_path):
+    """Steps to target are compared as a ratio of geometric means, but a run that met the
+    target at step 0 has no logarithm: the metric stays linear, said in the header."""
+    sweep = write_sweep(tmp_path / "s")
+    for seed, (bn, none) in enumerate([(0, 200), (40, 240), (60, 180)]):
+        write_run(sweep / f"bn{seed}", norm="bn", seed=seed, steps_to_target=bn)
+        write_run(sweep / f"none{seed}", norm="none", seed=seed, steps_to_target=none)
+    code, out, err = report(sweep, "--metric", "steps_to_target", "--no-pictures")
+    assert code == 0, err
+    table = pd.read_csv(sweep / "report" / "summary.csv").set_index("norm")
+    assert table.loc["bn", "steps to target (runs reaching it) mean"] == pytest.approx(100 / 3)
+    assert table.loc["bn", "Δ steps to target (runs reaching it) vs baseline"] == pytest.approx(100 / 3 - 620 / 3)
+    assert "because a completed run has a value of 0 or below: steps_to_target" in out
+    code, out, err = report(sweep, "--metric", "final_train_loss", "--no-pictures", "--out", tmp_path / "loss")
+    assert "ratio final train loss vs baseline (geometric means)" in pd.read_csv(tmp_path / "loss" / "summary.csv")
 
 
 def test_groups_come_from_the_config_that_varies_not_from_directory_names(report, tmp_path):
@@ -215,16 +247,19 @@ def test_groups_come_from_the_config_that_varies_not_from_directory_names(report
     table = pd.read_csv(sweep / "report" / "summary.csv")
     # placement cannot change a network without a norm: norm=none is one group of two seeds
     assert sorted(table.group) == ["norm=bn placement=post", "norm=bn placement=pre", "norm=none"]
-    assert (table["seeds (completed)"] == 2).all() and "grouped by: norm, placement" in out
+    assert (table["completed"] == 2).all() and "grouped by: norm, placement" in out
     code, out, err = report(sweep, "--by", "placement", "--out", tmp_path / "p", "--no-pictures")
     assert code == 0, err
     table = pd.read_csv(tmp_path / "p" / "summary.csv")
     assert sorted(table.group) == ["placement=n/a", "placement=post", "placement=pre"]
-    assert (table["seeds (completed)"] == 2).all()
+    assert (table["completed"] == 2).all()
     code, out, err = report(sweep, "--by", "model.depth,norm", "--out", tmp_path / "d", "--no-pictures")
     assert code == 0, err
-    assert sorted(pd.read_csv(tmp_path / "d" / "summary.csv").group) == ["model.depth=3 norm=bn",
-                                                                          "model.depth=3 norm=none"]
+    table = pd.read_csv(tmp_path / "d" / "summary.csv").set_index("group")
+    assert sorted(table.index) == ["model.depth=3 norm=bn", "model.depth=3 norm=none"]
+    # placement not grouped on: bn's four values come from two seeds, and the table says so
+    assert table.loc["model.depth=3 norm=bn", ["values", "seeds"]].tolist() == [4, 2]
+    assert "4 of 4 runs, 2 seeds" in out
 
 
 def test_without_a_path_it_reports_the_newest_sweep_under_outputs(report, tmp_path):
@@ -310,7 +345,7 @@ def test_a_corrupt_histograms_file_costs_only_its_picture(report, tmp_path):
     assert code == 0
     assert err.strip().splitlines() == ["normbench: warning: left s/0 out of the activation picture: corrupt "
                                         "histograms.csv: a step, bin edge or count that is not a number"]
-    assert pd.read_csv(sweep / "report" / "summary.csv")["seeds (completed)"].tolist() == [2]
+    assert pd.read_csv(sweep / "report" / "summary.csv")["completed"].tolist() == [2]
     page = (sweep / "report" / "report.html").read_text()
     assert "Not drawn" not in page and "its first completed seed with readable histograms" in page  # seed 1
 
@@ -380,6 +415,92 @@ def test_the_command_line_imports_neither_pandas_nor_matplotlib():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+# off the happy path, through the real command: ties, diverged runs, unequal seed counts
+
+
+def _table_and_rows(proc, sweep: Path, key: str = "norm") -> tuple[pd.DataFrame, dict[str, str]]:
+    """summary.csv by group, and each group's line of the terminal table."""
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(sweep / "report" / "summary.csv").set_index(key)
+    lines = proc.stdout.splitlines()
+    rows = {line.split()[0]: line for line in lines[lines.index(next(x for x in lines if x.startswith(key))) + 1:]
+            if line.split() and line.split()[0] in set(table.index)}
+    return table, rows
+
+
+@pytest.mark.slow
+def test_seeds_that_tie_get_no_interval_no_p_value_and_no_yes(tmp_path):
+    """Validation accuracy is a count: five seeds at 350/360 against five at 349/360."""
+    sweep = write_sweep(tmp_path / "s")
+    for seed in range(5):
+        write_run(sweep / f"bn{seed}", norm="bn", seed=seed, final_val_acc=350 / 360)
+        write_run(sweep / f"none{seed}", norm="none", seed=seed, final_val_acc=349 / 360)
+        write_run(sweep / f"ln{seed}", norm="ln", seed=seed, final_val_acc=0.95 + 0.005 * seed)
+    write_run(sweep / "gn0", norm="gn", seed=0, final_val_acc=0.96)
+    proc = run_cli("report", str(sweep), "--no-pictures", cwd=tmp_path)
+    table, rows = _table_and_rows(proc, sweep)
+    for column in ("Δ CI low", "Δ CI high", "p", "p (Holm)", "Δ CI excludes 0", "Δ excludes 0 after Holm",
+                   "final val acc CI low"):
+        assert pd.isna(table.loc["bn", column]), column
+    assert table.loc["bn", "no interval because"] == "seeds agree" and table.loc["bn", "final val acc std"] == 0
+    assert table.loc["bn", "Δ final val acc vs baseline"] == pytest.approx(1 / 360)
+    assert "+0.0028 (seeds agree: no interval)" in rows["bn"] and "yes" not in rows["bn"]
+    assert table.loc["ln", "Δ CI excludes 0"] == "no"  # the tied baseline against seeds that differ: an interval
+    assert table.loc["gn", "no interval because"] == "too few runs" and "(too few runs)" in rows["gn"]
+    # Holm counted the one comparison that had a p-value
+    assert "p Holm-adjusted over 1 comparison (of 3: those with a p-value)" in proc.stdout
+    assert table.loc["ln", "p (Holm)"] == pytest.approx(table.loc["ln", "p"])
+    # against a baseline of one run, seeds that agree are not the reason: the baseline has too few
+    proc = run_cli("report", str(sweep), "--no-pictures", "--baseline", "norm=gn", cwd=tmp_path)
+    table, rows = _table_and_rows(proc, sweep)
+    assert table.loc["bn", "no interval because"] == "too few runs" and "(too few runs)" in rows["bn"]
+
+
+@pytest.mark.slow
+def test_diverged_runs_and_unequal_seed_counts_are_part_of_the_answer(tmp_path):
+    """ln completed 2 of 5 runs (3 diverged), bn ran 2 seeds, gn lost a value and a run;
+    the baseline completed all 5."""
+    from scipy import stats as scipy_stats
+
+    sweep = write_sweep(tmp_path / "s")
+    base = [0.90, 0.92, 0.89, 0.91, 0.90]
+    for seed, acc in enumerate(base):
+        write_run(sweep / f"none{seed}", norm="none", seed=seed, final_val_acc=acc)
+    for seed in range(5):  # its two survivors are far ahead: the interval excludes 0
+        write_run(sweep / f"ln{seed}", norm="ln", seed=seed, status="completed" if seed < 2 else "diverged",
+                  final_val_acc=[0.95, 0.951][seed] if seed < 2 else 0.1)
+    for seed, acc in enumerate([0.93, 0.94]):
+        write_run(sweep / f"bn{seed}", norm="bn", seed=seed, final_val_acc=acc)
+    for seed, acc in enumerate([0.90, 0.91, None, 0.92]):  # a completed run without the number
+        write_run(sweep / f"gn{seed}", norm="gn", seed=seed, final_val_acc=acc)
+    write_run(sweep / "gn4", norm="gn", seed=4, status="failed", final_val_acc=None)
+    proc = run_cli("report", str(sweep), "--no-pictures", cwd=tmp_path)
+    table, rows = _table_and_rows(proc, sweep)
+    # the seeds column: values that entered the mean out of the group's runs, and their seeds
+    assert [table.loc[g, ["values", "runs", "seeds"]].tolist() for g in ("ln", "bn", "gn", "none")] == [
+        [2, 5, 2], [2, 2, 2], [3, 5, 3], [5, 5, 5]]
+    assert "2 of 5 runs, 2 seeds" in rows["ln"] and "3 of 5 runs, 3 seeds" in rows["gn"]
+    # ln's two survivors resolve, but the verdict is never an unqualified yes
+    assert table.loc["ln", "Δ CI low"] > 0
+    assert table.loc["ln", "Δ CI excludes 0"] == table.loc["ln", "Δ excludes 0 after Holm"] == "yes (conditional)"
+    assert table.loc["ln", "verdicts rest on"] == "conditional: 2 of 5 completed"
+    assert "yes (conditional)" in rows["ln"] and "conditional: 2 of 5 completed" in rows["ln"]
+    # and how often it diverged, on its own: Fisher's exact test against the baseline's 0 of 5
+    assert table.loc["ln", "diverged p (Fisher)"] == pytest.approx(1 / 6)
+    assert "3 of 5 vs 0 of 5, p 0.167" in rows["ln"]
+    assert table.loc["gn", "verdicts rest on"] == "conditional: 3 of 4 with a value; incomplete: 1 failed"
+    # 2 seeds against 5: Banerjee's interval, each group's variance with its own t quantile
+    bn, none = np.array([0.93, 0.94]), np.array(base)
+    half = np.sqrt(scipy_stats.t.ppf(0.975, 1) ** 2 * bn.var(ddof=1) / 2
+                   + scipy_stats.t.ppf(0.975, 4) ** 2 * none.var(ddof=1) / 5)
+    d = bn.mean() - none.mean()
+    assert table.loc["bn", "method"] == "Banerjee" and pd.isna(table.loc["bn", "verdicts rest on"])  # all counted
+    assert (table.loc["bn", "Δ CI low"], table.loc["bn", "Δ CI high"]) == (pytest.approx(d - half),
+                                                                            pytest.approx(d + half))
+    assert table.loc["bn", "Δ CI excludes 0"] == "no" and "2 of 2 runs, 2 seeds" in rows["bn"]
+    assert "Banerjee's (conservative) where they do not" in proc.stdout
+
+
 # a real sweep through the real command
 
 
@@ -406,10 +527,11 @@ def test_a_real_sweep_end_to_end(real_sweep):
     assert sorted(table.index) == ["bn", "none"] and "grouped by: norm" in proc.stdout
     for norm, row in table.iterrows():
         mine = runs[runs.norm == norm]
-        assert row["seeds (completed)"] == 2 and sorted(mine.seed) == [0, 1]
+        assert row["completed"] == row["values"] == row["seeds"] == 2 and sorted(mine.seed) == [0, 1]
         assert row["final val acc mean"] == pytest.approx(mine.final_val_acc.mean(), abs=1e-12)
         assert row["final val acc std"] == pytest.approx(mine.final_val_acc.std(ddof=1), abs=1e-12)
-        assert row["final train loss mean"] == pytest.approx(mine.final_train_loss.mean(), abs=1e-12)
+        assert row["final train loss geometric mean"] == pytest.approx(np.exp(np.log(mine.final_train_loss).mean()),
+                                                                        abs=1e-12)
         assert row["best val acc mean"] == pytest.approx(mine.best_val_acc.mean(), abs=1e-12)
     # the curves: the last mean of val/acc per group equals the mean of the runs' metrics.csv
     for d in runs.dir:

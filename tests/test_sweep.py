@@ -383,7 +383,7 @@ def test_a_setting_that_cannot_change_the_network_is_trained_once_and_counted_on
 
     table = pd.read_csv(cwd / "s" / "report" / "summary.csv", keep_default_na=False).set_index("group")
     assert sorted(table.index) == ["norm=bn placement=post", "norm=bn placement=pre", "norm=none"]
-    assert table.loc["norm=none", "seeds (completed)"] == 2 and table.loc["norm=none", "placement"] == "n/a"
+    assert table.loc["norm=none", "completed"] == 2 and table.loc["norm=none", "placement"] == "n/a"
     by_norm = run_cli("report", "s", "--by", "norm", "--out", "by_norm", "--no-pictures", cwd=cwd)
     assert by_norm.returncode == 0, by_norm.stderr
     assert pd.read_csv(cwd / "by_norm" / "summary.csv").set_index("group").loc["norm=none", "runs"] == 2

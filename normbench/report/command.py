@@ -17,8 +17,9 @@ from .metrics import METRICS
 OUTPUTS = Path("outputs")
 EPILOG = """\
 writes to the output directory:
-  summary.csv   the table, one column per number (mean, std, t-interval of each result; the
-                difference to the baseline with its interval, p-values, seeds needed)
+  summary.csv   the table, one column per number (counts; mean, std, t-interval of each result,
+                or geometric mean, geometric sd and interval on the log scale; the comparison
+                with the baseline with its interval, p-values, verdicts, seeds needed)
   summary.md    the same table as Markdown, mean ± std [95% CI] in one cell
   runs.csv      one row per run: directory, status, group settings, seed, results
   *.png         the pictures: curves, gradient norms, distribution, activations
@@ -39,10 +40,13 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="normbench report", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
                 description="Compare runs across seeds: one row per configuration group with the mean, standard "
-                            "deviation and 95% t-interval of each result over the completed seeds, counts of "
-                            "diverged/failed/interrupted runs, the difference to a baseline group with its Welch "
-                            "(or paired) interval, p-value and Holm-adjusted p-value, the seeds a difference that "
-                            "does not resolve would need, pictures, and one self-contained report.html.")
+                            "deviation and 95% t-interval of each result over the completed seeds (losses, steps "
+                            "and times: the geometric mean, on the log scale), counts of diverged/failed/interrupted "
+                            "runs, the comparison with a baseline group (Welch's interval at equal seed counts, "
+                            "Banerjee's conservative one at unequal counts, or paired) with its p-value, "
+                            "Holm-adjusted p-value and verdicts (conditional where runs diverged, incomplete where "
+                            "runs failed), a rough figure of the seeds a difference that does not resolve would "
+                            "need, pictures, and one self-contained report.html.")
     p.add_argument("paths", nargs="*", metavar="PATH", type=Path,
                    help="run directories, sweeps, or any directories holding them (searched recursively for "
                         "summary.json); default: the newest sweep under outputs/ (by its multirun.yaml)")
@@ -58,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
                         "is one group, else the first group in alphabetical order")
     p.add_argument("--paired", action="store_true",
                    help="compare a group with the baseline seed by seed (a paired t-interval of the per-seed "
-                        "differences) where both hold the same seeds; default: Welch's interval")
+                        "differences) where both hold the same seeds; default: Welch's interval (Banerjee's where the "
+                        "seed counts differ)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output directory; default: <PATH>/report (with several PATHs: their common "
                         "parent's report/)")
@@ -111,7 +116,7 @@ def run(argv: list[str]) -> int:
     by = [k.strip() for k in args.by.split(",") if k.strip()] if args.by is not None else None
     axes = table.resolve_axes(runs, loaded.config_keys, by)
     runs["group"] = table.group_labels(runs, axes)
-    summary, baseline = table.summarize(runs, axes, args.metric, args.baseline, args.paired)
+    summary = table.summarize(runs, axes, args.metric, args.baseline, args.paired)
     from .pictures import draw, prepare
 
     # reads histograms.csv: a bad --block is refused before anything is written
@@ -122,18 +127,17 @@ def run(argv: list[str]) -> int:
     positions(loaded.metrics, runs, x)  # a run without what --x needs is refused before anything is written
     out = args.out or _default_out(paths)
     _make_out(out)
-    return _write(out, args, argv, loaded, axes, summary, baseline, facts(loaded, axes, baseline, args.paired),
-                  lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, baseline,
-                                                           args.metric, out, x))
+    return _write(out, args, argv, loaded, axes, summary, facts(loaded, axes, summary, args.paired),
+                  lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, args.metric, out, x))
 
 
-def _write(out, args, argv, loaded, axes, summary, baseline, facts_, pictures) -> int:
+def _write(out, args, argv, loaded, axes, summary, facts_, pictures) -> int:
     from . import load, page
     from .table import short
     from .text import markdown, readable, write_csv
 
     runs = loaded.runs
-    write_csv(summary, out / "summary.csv")
+    write_csv(summary.table, out / "summary.csv")
     md = readable(summary, axes, args.metric)
     (out / "summary.md").write_text("\n".join(f"- {f}" for f in facts_) + "\n\n" + markdown(md))
     keys = [f"config.{k}" for k in dict.fromkeys([*axes, "seed"]) if f"config.{k}" in runs]
@@ -144,7 +148,7 @@ def _write(out, args, argv, loaded, axes, summary, baseline, facts_, pictures) -
     drawn = pictures()
     command = "normbench report " + " ".join(shlex.quote(a) for a in argv)
     html_path = page.write(out, title=f"normbench report: {METRICS[args.metric].label}", command=command.strip(),
-                           readable=md, baseline_row=list(summary["group"]).index(baseline), facts=facts_,
+                           readable=md, baseline_row=list(summary.table["group"]).index(summary.baseline), facts=facts_,
                            pictures=drawn, loaded=loaded, metric=args.metric)
     compact = readable(summary, axes, args.metric, compact=True)
     print("\n".join(facts_))

@@ -26,7 +26,9 @@ def warn(loaded) -> None:
               f"of the means", file=sys.stderr)
 
 
-def facts(loaded, axes: list[str], baseline: str, paired: bool) -> list[str]:
+def facts(loaded, axes: list[str], summary, paired: bool) -> list[str]:
+    """What the report says before its table: the runs, how they were grouped and
+    compared, and the methods (``summary``: table.Summary)."""
     runs = loaded.runs
     counts = runs["status"].value_counts()
     status = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
@@ -40,16 +42,33 @@ def facts(loaded, axes: list[str], baseline: str, paired: bool) -> list[str]:
         same, as_ = loaded.duplicates[0]
         out.append(f"{plural(len(loaded.duplicates), 'run')} repeating another's settings and seed (a setting its "
                    f"norm ignores, or the same run found twice) counted once, e.g. {same} = {as_}")
-    groups = runs["group"].nunique()
-    comparisons = max(0, groups - 1)
-    method = "Welch's (paired where both groups hold the same seeds)" if paired else "Welch's"
     out += [f"grouped by: {', '.join(short(a) for a in axes) or '(nothing varies: one group)'}",
-            f"baseline: {baseline}",
+            f"baseline: {summary.baseline}",
             f"target accuracy (steps/seconds to target): {target}",
-            f"intervals: 95% t-intervals of each mean over its completed runs; the difference to the baseline: "
-            f"{method} interval and two-sided test, p Holm-adjusted over {plural(comparisons, 'comparison')}; "
-            f"seeds for 80% power: per group, for a difference of the observed size at 5%, from the pooled spread"]
+            _methods(summary, paired, runs["group"].nunique() - 1)]
+    if summary.off_log:
+        out.append(f"on the linear scale, not the log scale, because a completed run has a value of 0 or below: "
+                   f"{', '.join(summary.off_log)}")
     return out
+
+
+def _methods(summary, paired: bool, others: int) -> str:
+    """One line: the intervals, the tests, what Holm's correction counted, the verdicts'
+    conditions, and the planning figure."""
+    logs = [q for q, s in summary.scales.items() if s == "log"]
+    scale = (f" ({', '.join(logs)}: the geometric mean, on the log scale, and the ratio of geometric means)"
+             if logs else "")
+    family = plural(summary.comparisons, "comparison") + (
+        f" (of {others}: those with a p-value)" if summary.comparisons < others else "")
+    pairing = " (paired where both groups hold the same seeds)" if paired else ""
+    planning = f" over {summary.comparisons} comparisons (Bonferroni)" if summary.comparisons > 1 else ""
+    divergence = (f"; diverged runs: Fisher's exact test of each group's share against the baseline's, Holm-adjusted "
+                  f"over {plural(summary.divergence_tests, 'test')}" if summary.divergence_tests else "")
+    return (f"intervals: 95% t-intervals of each mean over its completed runs{scale}; the difference to the baseline: "
+            f"Welch's interval where both groups hold as many values, Banerjee's (conservative) where they do not"
+            f"{pairing}, two-sided; p Holm-adjusted over {family}; a verdict is conditional where runs diverged and "
+            f"incomplete where runs failed or were interrupted{divergence}; seeds for 80% power: rough, per group, "
+            f"for a difference of the observed size at 5%{planning}, from the pooled spread")
 
 
 def shared_settings(runs: pd.DataFrame) -> list[str]:

@@ -90,10 +90,15 @@ def write(out: Path, *, title: str, command: str, readable: pd.DataFrame, baseli
         "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in facts) + "</ul>",
         "<h2>Summary</h2>",
         "<p class=\"note\">One row per configuration group, best first. Mean ± standard deviation "
-        "[95% t-interval] over the completed runs; diverged, failed and interrupted runs are counted, not "
-        "averaged in. The difference to the baseline comes with its interval, its p-value, the p-value after "
-        "Holm's correction for the number of comparisons, and, where its interval includes 0, the seeds per group "
-        "that a difference of its size would need. The same numbers are in summary.csv and summary.md.</p>",
+        "[95% t-interval] over the completed runs (losses, steps and times: geometric mean ×/÷ geometric standard "
+        "deviation, on the log scale); diverged, failed and interrupted runs are counted, not averaged in, and "
+        "<i>seeds</i> says how many values entered the mean out of the group's runs, from how many distinct seeds. "
+        "The comparison with the baseline (a difference, or a ratio of geometric means) comes with its interval, its "
+        "p-value and the p-value after Holm's correction for the comparisons made; a verdict is <i>conditional</i> "
+        "where runs diverged (it holds for the runs that survived; how often each group diverged is compared on its "
+        "own) and <i>incomplete</i> where runs failed or were interrupted. Where a comparison does not resolve, a "
+        "rough figure of the seeds per group a difference of its size would need. The same numbers are in "
+        "summary.csv and summary.md.</p>",
         _table_html(readable, baseline_row),
         "<h2>Settings every run shares</h2>",
         "<p>" + (", ".join(f"<code>{_esc(s)}</code>" for s in shared_settings(runs)) or "none") + "</p>",

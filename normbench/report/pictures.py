@@ -11,8 +11,8 @@ from . import load
 from .activations import activations
 from .plots import Picture, aggregate, curve, distribution, grad_norms
 from .style import styles
+from .table import Summary, short, value_text
 from .xaxis import XAXES, positions
-from .table import short, value_text
 from ..errors import UsageError
 
 LANDSCAPE = {"landscape/loss_range": "loss range along the gradient",
@@ -55,14 +55,14 @@ def prepare(runs: pd.DataFrame, wanted_block: str | None) -> tuple[str | None, d
     return block, {g: v for g, v in hists.items() if not v[1].empty}
 
 
-def draw(prepared, loaded, summary: pd.DataFrame, axes: list[str], baseline: str, metric: str,
-         out: Path, x: str) -> list[Picture]:
+def draw(prepared, loaded, summary: Summary, axes: list[str], metric: str, out: Path, x: str) -> list[Picture]:
     """Draw every picture into ``out``; a picture no run has data for is removed there (no
     stale one from an earlier report) and returned with the reason it is missing."""
     runs = loaded.runs
-    order = list(summary["group"])
+    table = summary.table
+    order = list(table["group"])
     settings = {g: {short(k): value_text(v) for k, v in zip(axes, row, strict=True)}
-                for g, row in zip(summary["group"], summary[[short(k) for k in axes]].itertuples(index=False),
+                for g, row in zip(table["group"], table[[short(k) for k in axes]].itertuples(index=False),
                                   strict=True)}
     st = styles(settings, order)
     done = runs[runs["status"] == "completed"]
@@ -75,7 +75,7 @@ def draw(prepared, loaded, summary: pd.DataFrame, axes: list[str], baseline: str
         curve(agg, "train/loss", "training loss (cross-entropy, nats)", order, st, out / "train_loss.png",
               "Training loss", xaxis, log=True),
         grad_norms(agg, order, out / "grad_norms.png", xaxis),
-        distribution(runs, summary, metric, baseline, out / f"{metric}_per_seed.png"),
+        distribution(runs, table, metric, summary.scales[metric], summary.baseline, out / f"{metric}_per_seed.png"),
         activations(hists, block or "block2", order, out / "activations.png"),
     ]
     for tag, label in LANDSCAPE.items():  # only when runs recorded the loss-landscape probe

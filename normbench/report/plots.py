@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import stats
 from .style import MAX_PANELS, Styles, finite_range, legend, literal, log_axis, padded, pyplot, save
-from .metrics import METRICS
+from .metrics import METRICS, SCALES
 from .xaxis import XAxis
 
 MAX_ACTIVATION_GROUPS = 8
@@ -152,10 +152,13 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path, xaxis: XAxis) ->
                                      "scale." + more)
 
 
-def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, baseline: str, path: Path) -> Picture:
-    """One column per group: a point per completed run, the mean and its t-interval (the
-    table's numbers); the baseline's mean and interval across the picture."""
+def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, scale: str, baseline: str,
+                 path: Path) -> Picture:
+    """One column per group: a point per completed run, the mean (on the log scale the
+    geometric mean, on a log axis) and its t-interval (the table's numbers); the
+    baseline's mean and interval across the picture."""
     label = METRICS[metric].label
+    center = SCALES[scale].center
     title = f"{label} per group"
     done = runs[(runs["status"] == "completed") & runs[metric].notna()]
     if done.empty:
@@ -167,19 +170,19 @@ def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, baseline:
     xs = done["group"].map(x).to_numpy(dtype=float)
     jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(xs))
     ax.scatter(xs + jitter, done[metric], s=18, color="tab:blue", alpha=0.7, label="one run (seed)", zorder=3)
-    mean = table[f"{label} mean"].to_numpy(dtype=float)
+    mean = table[f"{label} {center}"].to_numpy(dtype=float)
     lo, hi = table[f"{label} CI low"].to_numpy(dtype=float), table[f"{label} CI high"].to_numpy(dtype=float)
     pos = np.arange(len(order))
     ok = np.isfinite(lo)
     b = order.index(baseline)
     if np.isfinite(mean[b]):
-        ax.axhline(mean[b], color="tab:red", ls="--", lw=1, label="baseline mean", zorder=2)
+        ax.axhline(mean[b], color="tab:red", ls="--", lw=1, label=f"baseline {center}", zorder=2)
         if ok[b]:
             ax.axhspan(lo[b], hi[b], color="tab:red", alpha=0.08, lw=0, label="baseline 95% t-interval", zorder=1)
     ax.errorbar(pos[ok] + 0.3, mean[ok], yerr=[mean[ok] - lo[ok], hi[ok] - mean[ok]], fmt="o", color="black",
-                capsize=4, label="mean, 95% t-interval", zorder=4)
+                capsize=4, label=f"{center}, 95% t-interval", zorder=4)
     if (~ok).any():
-        ax.plot(pos[~ok] + 0.3, mean[~ok], "o", color="black", mfc="white", label="mean (no interval)", zorder=4)
+        ax.plot(pos[~ok] + 0.3, mean[~ok], "o", color="black", mfc="white", label=f"{center} (no interval)", zorder=4)
     names = [literal(("baseline: " if g == baseline else "") + g).replace(" ", "\n") for g in order]
     ax.set_xticks(pos, names, fontsize="small", rotation=0 if len(order) <= 6 else 60,
                   ha="center" if len(order) <= 6 else "right")
@@ -187,14 +190,17 @@ def distribution(runs: pd.DataFrame, table: pd.DataFrame, metric: str, baseline:
     limits = finite_range(np.concatenate([done[metric].to_numpy(dtype=float), mean, lo, hi]))
     fraction = METRICS[metric].bounds == (0.0, 1.0)
     bounds = (0.0, 1.0) if fraction else None
-    if limits is not None:
+    log = scale == "log"
+    if limits is not None and log:
+        log_axis(ax, "y", *padded(*limits, log=True))
+    elif limits is not None:
         ax.set_ylim(*padded(*limits, log=False, bounds=bounds))
     ax.set_xlim(-0.6, len(order) - 0.2)
-    ax.set_ylabel(label + (" (fraction)" if fraction else ""))
+    ax.set_ylabel(label + (" (fraction)" if fraction else " (log scale)" if log else ""))
     ax.set_xlabel("configuration group")
     ax.set_title(title + " (completed runs)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     save(fig, path)
-    return Picture(path.name, title, f"Each point is one completed run's {metric}; black: the group mean and its "
+    return Picture(path.name, title, f"Each point is one completed run's {metric}; black: the group {center} and its "
                                      f"95% t-interval over seeds (the table's numbers); red: the baseline's.")

@@ -1,7 +1,7 @@
-"""Runs -> one row per configuration group: counts by status; the mean, standard deviation
-and t-interval of each result over the completed runs; and the difference to a baseline
-group with its Welch (or paired) interval, p-value, Holm-adjusted p-value, and, where it
-does not resolve, the seeds per group that a difference of its size would need.
+"""Runs -> one row per configuration group: counts by status, and of the values and seeds
+behind the metric; the centre, spread and t-interval of each result over the completed
+runs (the mean, or on the log scale the geometric mean); and the comparison with a
+baseline group (verdicts.py).
 
 Groups are built from the settings that vary, read from each run's resolved config
 (``norm.name``, ``placement``, ...), never from directory names; a setting that cannot
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,8 @@ from ..errors import UsageError
 from ..identity import NOT_APPLICABLE
 from ..rundir import RUN_MANAGEMENT, STATUSES
 from . import stats
-from .metrics import METRICS, QUANTITIES
+from .metrics import METRICS, QUANTITIES, SCALES
+from .verdicts import compare_with_baseline
 
 # settings that never change a result: not grouping axes by default
 NOT_AXES = ("seed", *RUN_MANAGEMENT)
@@ -133,70 +135,73 @@ def _per_seed(done: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
     return {g: d.set_index("_seed")[metric] for g, d in values.groupby("group")}
 
 
-def compare(x: pd.Series, base: pd.Series, paired: bool) -> stats.Difference:
-    """``x`` minus ``base`` (values by seed): paired when asked and both hold the same seeds."""
-    same_seeds = len(x) >= 2 and x.index.is_unique and base.index.is_unique and set(x.index) == set(base.index)
-    if paired and same_seeds:
-        return stats.paired(x.sort_index().to_numpy(), base.sort_index().to_numpy())
-    return stats.welch(x.to_numpy(), base.to_numpy())
+def scale_of(done: pd.DataFrame, q: str) -> str:
+    """The scale ``q`` is summarized and compared on: its row's (log for losses, counts and
+    times), unless a completed run has a value of 0 or below, which has no logarithm."""
+    if METRICS[q].scale == stats.LOG and (done[q].dropna() <= 0).any():
+        return stats.LINEAR
+    return METRICS[q].scale
+
+
+def quantity_columns(q: str, scale: str) -> list[str]:
+    """``final val acc mean``, ``... std``, ``... CI low``, ``... CI high``; on the log scale
+    ``... geometric mean`` and ``... geometric sd`` (a factor)."""
+    label, s = METRICS[q].label, SCALES[scale]
+    return [f"{label} {s.center}", f"{label} {s.spread}", f"{label} CI low", f"{label} CI high"]
+
+
+@dataclass
+class Summary:
+    """The report's table (one row per group, numbers as numbers, best first) and what was
+    decided on the way."""
+    table: pd.DataFrame
+    baseline: str  # the baseline group's label
+    scales: dict[str, str]  # each quantity shown: the scale it is on
+    off_log: list[str]  # quantities kept on the linear scale because a value is 0 or below
+    comparisons: int  # comparisons with a p-value: Holm's family
+    divergence_tests: int  # groups whose share of diverged runs was tested against the baseline's
+
+
+def _counts(runs: pd.DataFrame, table: pd.DataFrame, by_metric: dict[str, pd.Series]) -> None:
+    """Runs by status; the values of the metric that enter its mean, and their distinct seeds."""
+    counts = pd.crosstab(runs["group"], runs["status"]).reindex(columns=list(STATUSES), fill_value=0)
+    table["runs"] = runs.groupby("group").size()
+    for status in STATUSES:
+        table[status] = counts[status]
+    table["values"] = [len(by_metric.get(g, ())) for g in table.index]
+    table["seeds"] = [by_metric[g].index.nunique() if g in by_metric else 0 for g in table.index]
 
 
 def summarize(runs: pd.DataFrame, axes: list[str], metric: str, baseline: str | None,
-              paired: bool = False) -> tuple[pd.DataFrame, str]:
-    """The table (one row per group, numbers as numbers) and the baseline group's label.
-    ``runs`` must have a ``group`` column (group_labels)."""
+              paired: bool = False) -> Summary:
+    """The table and what it rests on. ``runs`` must have a ``group`` column (group_labels)."""
     settings = runs.groupby("group", sort=True)[[f"config.{k}" for k in axes]].first().reset_index()
     base = find_baseline(settings, axes, baseline)
-    counts = pd.crosstab(runs["group"], runs["status"]).reindex(columns=list(STATUSES), fill_value=0)
     table = settings.set_index("group")[[]].copy()
     for k in axes:
         table[short(k)] = settings.set_index("group")[f"config.{k}"].map(value_text)
-    table["runs"] = runs.groupby("group").size()
-    table["seeds (completed)"] = counts["completed"]
-    for status in STATUSES[1:]:
-        table[status] = counts[status]
     done = runs[runs["status"] == "completed"]
+    by_metric = _per_seed(done, metric)
+    _counts(runs, table, by_metric)
+    scales = {}
     for q in quantities(metric):
-        if q == "train_eval_gap" and not runs[q].notna().any():
+        if q == "train_eval_gap" and q != metric and not runs[q].notna().any():
             continue  # not recorded by any run
         if q == "steps_to_target":
             table["reached target"] = done.groupby("group")[q].count().reindex(table.index, fill_value=0)
+        scales[q] = scale_of(done, q)
         by_group = _per_seed(done, q)
-        cols = [f"{METRICS[q].label} {s}" for s in ("mean", "std", "CI low", "CI high")]
-        values = [stats.mean_ci(by_group.get(g, pd.Series(dtype=float)).to_numpy())[:4] for g in table.index]
+        cols = quantity_columns(q, scales[q])
+        values = [stats.mean_ci(by_group.get(g, pd.Series(dtype=float)).to_numpy(), scale=scales[q])[:4]
+                  for g in table.index]
         table[cols] = pd.DataFrame(values, index=table.index, columns=cols)
-        table[cols[2:]] = table[cols[2:]].clip(*METRICS[q].bounds)  # the true mean lies there: coverage kept
-    table = _differences(table, done, metric, base, paired)
-    order = METRICS[metric]
-    key = table[f"{order.label} mean"] * (-1 if order.higher_is_better else 1)
-    table = table.assign(_key=key).sort_values(["_key"], na_position="last", kind="stable").drop(columns="_key")
-    return table.reset_index(), base
-
-
-def _differences(table: pd.DataFrame, done: pd.DataFrame, metric: str, base: str, paired: bool) -> pd.DataFrame:
-    """The columns comparing each group with the baseline."""
-    label = METRICS[metric].label
-    by_group = _per_seed(done, metric)
-    empty = pd.Series(dtype=float)
-    diffs = {g: compare(by_group.get(g, empty), by_group.get(base, empty), paired) for g in table.index if g != base}
-    rows = pd.DataFrame({g: {"d": d.diff, "lo": d.lo, "hi": d.hi, "p": d.p, "method": d.method,
-                             "excludes": ("yes" if d.excludes_zero else "no") if d.known else ""}
-                         for g, d in diffs.items()}, index=["d", "lo", "hi", "p", "method", "excludes"]).T
-    rows = rows.reindex(table.index).astype(object)
-    rows["p Holm"] = stats.holm(rows["p"].to_numpy(dtype=float))
-    table[f"Δ {label} vs baseline"] = rows["d"].astype(float)
-    table["Δ CI low"], table["Δ CI high"] = rows["lo"].astype(float), rows["hi"].astype(float)
-    table["Δ method"] = rows["method"].where(rows["method"].notna(), "")
-    table["p"], table["p (Holm)"] = rows["p"].astype(float), rows["p Holm"]
-    table["Δ CI excludes 0"] = rows["excludes"].where(rows["excludes"].notna(), "")
-    holm_ok = np.isfinite(table["p (Holm)"].to_numpy(dtype=float))
-    table["Δ excludes 0 after Holm"] = np.where(holm_ok, np.where(table["p (Holm)"] < stats.ALPHA, "yes", "no"), "")
-    table.loc[base, ["Δ CI excludes 0", "Δ excludes 0 after Holm"]] = "baseline"
-    base_values = by_group.get(base, empty).to_numpy()
-    table["seeds needed (80% power)"] = [
-        stats.seeds_needed(d.diff, stats.pooled_std(by_group.get(g, empty).to_numpy(), base_values))
-        if g in diffs and (d := diffs[g]).known and not d.excludes_zero else np.nan for g in table.index]
+        table[cols[2:]] = table[cols[2:]].clip(*METRICS[q].bounds)  # the true centre lies there: coverage kept
+    table, comparisons, tests = compare_with_baseline(table, by_metric, metric, scales[metric], base, paired)
     if METRICS[metric].per_val_sample and done.get("val_samples", pd.Series(dtype=float)).notna().any():
         samples = done.groupby("group")["val_samples"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else np.nan)
         table["validation samples"] = samples.reindex(table.index)
-    return table
+    order = METRICS[metric]
+    key = table[quantity_columns(metric, scales[metric])[0]] * (-1 if order.higher_is_better else 1)
+    table = table.assign(_key=key).sort_values(["_key"], na_position="last", kind="stable").drop(columns="_key")
+    off_log = [q for q, s in scales.items() if s != METRICS[q].scale]
+    return Summary(table.reset_index(), base, scales, off_log, comparisons, tests)

@@ -1,7 +1,9 @@
-"""The report's table as text for people: ``mean ± std [95% CI]`` in one cell, the
-difference to the baseline with its interval, its p-values and the seeds it would need;
-as a Markdown pipe table; and CSV files that a spreadsheet opens without running any
-cell (a cell of text starting with ``=``, ``+``, ``-`` or ``@`` is prefixed with ``'``)."""
+"""The report's table as text for people: ``mean ± std [95% CI]`` in one cell (on the log
+scale ``geometric mean ×/÷ geometric sd [95% CI]``), the comparison with the baseline with
+its interval, its p-values, its verdicts and the conditions they rest on, and the seeds it
+would need; as a Markdown pipe table; and CSV files that a spreadsheet opens without
+running any cell (a cell of text starting with ``=``, ``+``, ``-`` or ``@`` is prefixed
+with ``'``)."""
 
 from __future__ import annotations
 
@@ -12,23 +14,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import METRICS
-from .stats import MAX_SEEDS
-from .table import quantities, short
+from .facts import plural
+from .metrics import METRICS, SCALES
+from .power import MAX_SEEDS
+from .stats import LOG
+from .table import Summary, quantities, quantity_columns, short
+from .verdicts import effect_columns
 
 
 def _number(value: float, digits: int) -> str:
     return f"{value:,.{digits}f}" if digits == 0 else f"{value:.{digits}f}"
 
 
-def cell(mean: float, std: float, lo: float, hi: float, digits: int) -> str:
-    """``0.9722 ± 0.0051 [0.9667, 0.9778]``; one value: ``0.9722 (one run)``; values that
-    all agree: ``0.9722 ± 0.0000 (seeds agree: no interval)``; none: ``-``."""
-    if not np.isfinite(mean):
+def cell(center: float, spread: float, lo: float, hi: float, digits: int, scale: str = "linear") -> str:
+    """``0.9722 ± 0.0051 [0.9667, 0.9778]``; on the log scale ``0.0223 ×/÷ 1.55 [0.0105,
+    0.0474]`` (the geometric mean times or over the geometric sd); one value: ``0.9722 (one
+    run)``; values that all agree: ``0.9722 ± 0.0000 (seeds agree: no interval)``; none: ``-``."""
+    if not np.isfinite(center):
         return "-"
-    if not np.isfinite(std):
-        return f"{_number(mean, digits)} (one run)"
-    text = f"{_number(mean, digits)} ± {_number(std, digits)}"
+    if not np.isfinite(spread):
+        return f"{_number(center, digits)} (one run)"
+    shown = f"{spread:.2f}" if scale == LOG else _number(spread, digits)
+    text = f"{_number(center, digits)} {SCALES[scale].spread_sign} {shown}"
     if np.isfinite(lo):
         return text + f" [{_number(lo, digits)}, {_number(hi, digits)}]"
     return text + " (seeds agree: no interval)"
@@ -41,19 +48,24 @@ def p_text(p: float) -> str:
 
 
 def seeds_text(n: float) -> str:
+    """A rough planning figure: ``~20 per group``."""
     if np.isnan(n):
         return "-"
-    return f">{MAX_SEEDS:,}" if math.isinf(n) else f"{int(n)} per group"
+    return f">{MAX_SEEDS:,}" if math.isinf(n) else f"~{int(n)} per group"
 
 
-def delta_text(d: float, lo: float, hi: float, digits: int, agree: bool) -> str:
-    """``+0.0231 [0.0130, 0.0333]``; without an interval, why."""
+def effect_text(d: float, lo: float, hi: float, digits: int, reason: str, scale: str = "linear") -> str:
+    """``+0.0231 [0.0130, 0.0333]``; on the log scale the ratio ``×0.623 [0.412, 0.941]``;
+    without an interval, why (``seeds agree``, ``too few runs``)."""
     if not np.isfinite(d):
         return "-"
-    text = ("+" if d >= 0 else "") + _number(d, digits)
+    if scale == LOG:
+        text, bounds = f"×{d:.3f}", (f"{lo:.3f}", f"{hi:.3f}")
+    else:
+        text, bounds = ("+" if d >= 0 else "") + _number(d, digits), (_number(lo, digits), _number(hi, digits))
     if np.isfinite(lo):
-        return text + f" [{_number(lo, digits)}, {_number(hi, digits)}]"
-    return text + (" (seeds agree: no interval)" if agree else " (too few runs)")
+        return text + f" [{bounds[0]}, {bounds[1]}]"
+    return text + (" (seeds agree: no interval)" if reason == "seeds agree" else f" ({reason or 'too few runs'})")
 
 
 def samples_text(d: float, n: float) -> str:
@@ -65,39 +77,67 @@ def samples_text(d: float, n: float) -> str:
     return f"{shown} of {int(n)}"
 
 
-def readable(table: pd.DataFrame, axes: list[str], metric: str, compact: bool = False) -> pd.DataFrame:
+def counts_text(values: int, runs: int, seeds: int) -> str:
+    """The values that entered the mean out of the group's runs, and their distinct seeds:
+    ``2 of 5 runs, 2 seeds``."""
+    return f"{values} of {plural(runs, 'run')}, {plural(seeds, 'seed')}"
+
+
+def diverged_text(group: pd.Series, base: pd.Series, p: float) -> str:
+    """``3 of 5 vs 0 of 5, p 0.167``: diverged runs of those that completed or diverged."""
+    if not np.isfinite(p):
+        return "-"
+    share = [f"{int(r['diverged'])} of {int(r['diverged'] + r['completed'])}" for r in (group, base)]
+    return f"{share[0]} vs {share[1]}, p {p_text(p)}"
+
+
+def readable(summary: Summary, axes: list[str], metric: str, compact: bool = False) -> pd.DataFrame:
     """The table as text cells. ``compact``: only the chosen metric, the comparison with
     the baseline and the counts (what the terminal shows)."""
+    table = summary.table
     out = pd.DataFrame({short(k): table[short(k)] for k in axes}) if axes else pd.DataFrame(
         {"group": table["group"]})
-    out["seeds"] = table["seeds (completed)"].astype(str) + " of " + table["runs"].astype(str)
+    out["seeds"] = [counts_text(*v) for v in zip(table["values"], table["runs"], table["seeds"], strict=True)]
     if not compact:
         out["diverged/failed/interrupted"] = (table["diverged"].astype(str) + "/" + table["failed"].astype(str)
                                               + "/" + table["interrupted"].astype(str))
     for q in [metric] if compact else quantities(metric):
-        m = METRICS[q]
-        if f"{m.label} mean" not in table:
+        if q not in summary.scales:
             continue
+        m, scale = METRICS[q], summary.scales[q]
         if q == "steps_to_target" and not compact:
             out["reached target"] = table["reached target"].astype(str)
-        cols = [table[f"{m.label} {s}"].to_numpy(dtype=float) for s in ("mean", "std", "CI low", "CI high")]
-        out[f"{m.label}: mean ± std [95% CI]"] = [cell(*v, m.digits) for v in zip(*cols, strict=True)]
-    m = METRICS[metric]
-    d = table[f"Δ {m.label} vs baseline"].to_numpy(dtype=float)
-    lo, hi = table["Δ CI low"].to_numpy(dtype=float), table["Δ CI high"].to_numpy(dtype=float)
-    agree = table[f"{m.label} std"].to_numpy(dtype=float) == 0
-    out[f"Δ {m.label} vs baseline [95% CI]"] = [delta_text(x, a, b, m.digits, s)
-                                                for x, a, b, s in zip(d, lo, hi, agree, strict=True)]
+        cols = [table[c].to_numpy(dtype=float) for c in quantity_columns(q, scale)]
+        s = SCALES[scale]
+        out[f"{m.label}: {s.center} {s.spread_sign} {s.spread} [95% CI]"] = [
+            cell(*v, m.digits, scale) for v in zip(*cols, strict=True)]
+    _comparison(out, summary, metric, compact)
+    return out
+
+
+def _comparison(out: pd.DataFrame, summary: Summary, metric: str, compact: bool) -> None:
+    """The columns comparing each group with the baseline, as text."""
+    table, scale, m = summary.table, summary.scales[metric], METRICS[metric]
+    names = effect_columns(metric, scale)
+    d = table[names["effect"]].to_numpy(dtype=float)
+    lo, hi = table[names["lo"]].to_numpy(dtype=float), table[names["hi"]].to_numpy(dtype=float)
+    out[names["effect"] + " [95% CI]"] = [effect_text(x, a, b, m.digits, why, scale) for x, a, b, why in zip(
+        d, lo, hi, table["no interval because"], strict=True)]
     if "validation samples" in table:
         out["Δ in val samples"] = [samples_text(x, n) for x, n in zip(d, table["validation samples"], strict=True)]
     if not compact:
-        out["method"] = table["Δ method"].replace("", "-")
+        out["method"] = table["method"].replace("", "-")
     out["p"] = [p_text(p) for p in table["p"]]
     out["p (Holm)"] = [p_text(p) for p in table["p (Holm)"]]
-    out["CI excludes 0"] = table["Δ CI excludes 0"].replace("", "-")
-    out["after Holm"] = table["Δ excludes 0 after Holm"].replace("", "-")
-    out["seeds for 80% power"] = [seeds_text(n) for n in table["seeds needed (80% power)"]]
-    return out
+    null = f"{SCALES[scale].no_effect:g}"
+    out[f"CI excludes {null}"] = table[names["excludes"]].replace("", "-")
+    out["after Holm"] = table[names["after"]].replace("", "-")
+    out["verdicts rest on"] = table["verdicts rest on"].replace("", "-")
+    if not compact or summary.divergence_tests:
+        base = table.set_index("group").loc[summary.baseline]
+        out["diverged vs baseline"] = [diverged_text(row, base, p) for (_, row), p in zip(
+            table.iterrows(), table["diverged p (Fisher, Holm)"], strict=True)]
+    out["seeds for 80% power (rough)"] = [seeds_text(n) for n in table["seeds for 80% power (rough)"]]
 
 
 def markdown(frame: pd.DataFrame) -> str:
