@@ -90,6 +90,29 @@ def test_a_signal_ends_the_run_cleanly_and_resume_gives_the_uninterrupted_number
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
+RESNET = ["train", "model=resnet", "model.depth=8", "data=synthetic", "data.shape=[3,8,8]", "data.n_samples=600",
+          "data.augment=crop_flip", "schedule=step", "schedule.milestones=[2.5]", "schedule.warmup_epochs=0.5",
+          "batch_size=16", "epochs=10", "probe_every=20", "dropout=0.1", "progress=false"]  # 30 steps an epoch, 300
+
+
+@pytest.mark.slow
+def test_a_resnet_with_augmentation_and_a_schedule_stopped_and_resumed_equals_an_uninterrupted_one(tmp_path):
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    whole.mkdir(), part.mkdir()
+    assert run_cli(*RESNET, cwd=whole).returncode == 0
+    proc = start(part, *RESNET)
+    run_dir = wait_for_step(part, 40, proc)  # past the warm-up (15 steps), before the milestone (75)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130 and json.loads((run_dir / "summary.json").read_text())["steps"] < 300
+    assert run_cli("train", f"resume={run_dir}", "progress=false", cwd=part).returncode == 0
+    (expected,) = run_dirs(whole)
+    got, want = results(run_dir), results(expected)
+    pd.testing.assert_frame_equal(got[0], want[0], check_exact=True)
+    pd.testing.assert_frame_equal(got[1], want[1], check_exact=True)
+    assert got[2] == want[2]
+
+
 @pytest.mark.slow
 def test_the_lr_rises_through_the_warm_up_then_falls_to_min_lr(uninterrupted):
     lr = uninterrupted[0].query("tag == 'lr'").set_index("step")["value"]

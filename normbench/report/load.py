@@ -122,7 +122,7 @@ def _curves(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame,
 def _row(name: str, summary) -> tuple[dict, list[tuple[str, float]]]:
     """One run's row: its numbers (those not finite or beyond LARGEST left out, and named)
     and its settings, those its norm ignores as ``n/a``."""
-    row = {"run_dir": name, "status": summary.status, "error": summary.error,
+    row = {"run_dir": name, "status": summary.status, "error": summary.error, "sites": site_names(summary.sites),
            "overrides": " ".join(map(str, summary.overrides)),
            "versions": ", ".join(f"{k} {v}" for k, v in summary.versions.items())
            if isinstance(summary.versions, dict) else ""}
@@ -139,6 +139,15 @@ def _row(name: str, summary) -> tuple[dict, list[tuple[str, float]]]:
     row.update({f"config.{k}": str(v) if isinstance(v, (list, tuple, dict)) else v
                 for k, v in flat(canonical(summary.config)).items()})
     return row, dropped
+
+
+def site_names(sites) -> tuple[str, ...] | None:
+    """The names of a run's norm sites in the model's order, from summary.json's ``sites``
+    (None for a run made before they were recorded, or a list that is not one)."""
+    if not isinstance(sites, list):
+        return None
+    names = tuple(s.get("name") for s in sites if isinstance(s, dict))
+    return names if names and all(isinstance(n, str) and "/" not in n for n in names) else None
 
 
 def _identity(row: dict) -> str:

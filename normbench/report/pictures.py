@@ -20,10 +20,12 @@ LANDSCAPE = {"landscape/loss_range": "loss range along the gradient",
              "landscape/beta": "effective beta-smoothness"}
 
 
-def _block(hists: dict, wanted: str | None) -> str | None:
-    """The block pictured: the one asked for, else block2, else the middle one recorded."""
-    blocks = sorted({t.split("/")[1] for _, h in hists.values() for t in h["tag"].unique()},
-                    key=lambda b: (len(b), b))
+def _block(hists: dict, wanted: str | None, order: tuple[str, ...] | None) -> str | None:
+    """The norm site pictured: the one asked for, else block2, else the middle one recorded
+    (in the model's ``order`` of its sites, from summary.json, where the runs recorded it)."""
+    recorded = {t.split("/")[1] for _, h in hists.values() for t in h["tag"].unique()}
+    blocks = [b for b in order if b in recorded] if order else sorted(recorded, key=lambda b: (len(b), b))
+    blocks += sorted(recorded - set(blocks))
     if wanted is not None:
         if blocks and wanted not in blocks:
             raise UsageError(f"--block {wanted}: no activation histograms of it in these runs; "
@@ -50,7 +52,8 @@ def prepare(runs: pd.DataFrame, wanted_block: str | None) -> tuple[str | None, d
             if h is not None:
                 hists[group] = (run_dir, h)
             break
-    block = _block(hists, wanted_block)
+    sites = done["sites"].dropna() if "sites" in done else pd.Series(dtype=object)
+    block = _block(hists, wanted_block, sites.iloc[0] if len(sites) else None)
     hists = {g: (d, h[h["tag"].str.startswith(f"act/{block}/")]) for g, (d, h) in hists.items()}
     return block, {g: v for g, v in hists.items() if not v[1].empty}
 
