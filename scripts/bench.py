@@ -2,6 +2,7 @@
 
     python scripts/bench.py                       # digits MLP and CNN on CPU (and CUDA when present), start-up
     python scripts/bench.py --model cnn --repeats 7 --no-startup
+    python scripts/bench.py --model resnet,vgg,vit --no-startup --model-settings vgg:model.width_multiplier=0.25
     python scripts/bench.py --device cuda --model cnn --data synthetic --batch-size 512 --amp bf16 --channels-last
 
 Throughput. For each model and device it times, alternating, with the same model, data,
@@ -53,7 +54,7 @@ from hydra import compose, initialize_config_module
 
 from normbench.app import register
 from normbench.data import load_data
-from normbench.models import build_model
+from normbench.models import MODELS, build_model
 from normbench.run import resolve_device
 from normbench.optim import build_optimizer
 from normbench.trainer import Trainer
@@ -63,6 +64,10 @@ def config(overrides: list[str]):
     register()
     with initialize_config_module(config_module="normbench.conf", version_base="1.3"):
         return compose(config_name="config", overrides=["progress=false", "checkpoint=false", *overrides])
+
+
+# what --model-settings gives each model (a reduced VGG trains on a CPU; the others as their YAML)
+MODEL_OVERRIDES: dict[str, list[str]] = {}
 
 
 def bare_loop(cfg, data, device) -> float:
@@ -108,13 +113,13 @@ def trainer_loop(cfg, data, device) -> float:
 
 def throughput(model: str, device_name: str, args) -> dict:
     base = [f"model={model}", f"epochs={args.epochs}", f"device={device_name}", f"amp={args.amp}",
-            f"channels_last={str(args.channels_last and model == 'cnn').lower()}",
+            f"channels_last={str(args.channels_last and MODELS[model].kind == 'maps').lower()}",
             f"compile={str(args.compile).lower()}"]
     if args.data == "synthetic":
         base += ["data=synthetic"] + (["data.shape=[64]"] if model == "mlp" else [])
     if args.batch_size:
         base.append(f"batch_size={args.batch_size}")
-    base += args.overrides
+    base += MODEL_OVERRIDES.get(model, []) + args.overrides
     cfg = config(base)  # the bare loop and the trainer with its default probes run the same config
     cfgs = {"bare": cfg, "probes off": config([*base, "probe_every=0"]), "probes on": cfg,
             "augmented": config([*base, "probe_every=0", "data.augment=crop_flip"])}
@@ -229,7 +234,9 @@ def sweep(repeats: int, runs: int, overrides: list[str]) -> dict[str, list[float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
+    ap.add_argument("--model", default="mlp,cnn", help=f"comma-separated, of {', '.join(MODELS)} (default: mlp,cnn)")
+    ap.add_argument("--model-settings", action="append", default=[], metavar="MODEL:OVERRIDE",
+                    help="an override for one model only, e.g. vgg:model.width_multiplier=0.25 (repeatable)")
     ap.add_argument("--device", action="append", help="cpu, cuda, cuda:N; repeatable (default: cpu, and cuda "
                                                       "when torch sees one)")
     ap.add_argument("--data", choices=["digits", "synthetic"], default="digits",
@@ -251,7 +258,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = args.device or ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-    models = ["mlp", "cnn"] if args.model == "both" else [args.model]
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        ap.error(f"--model {unknown[0]}: not a model; allowed: {', '.join(MODELS)}")
+    for setting in args.model_settings:
+        name, _, override = setting.partition(":")
+        MODEL_OVERRIDES.setdefault(name, []).append(override)
 
     print(f"normbench bench: torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
           f"{os.cpu_count()} CPUs" + "".join(f", {torch.cuda.get_device_name(0)}" for _ in

@@ -10,6 +10,7 @@ pytestmark = pytest.mark.slow  # end to end: the real command in a subprocess
 
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 NUM = r"\d+\.\d"
+RATIO = r"\d+\.\d{3}"  # a ratio (on a loaded machine it can be far from 1)
 
 
 def test_bench_prints_throughput_for_both_models_and_the_start_up_times():
@@ -18,8 +19,9 @@ def test_bench_prints_throughput_for_both_models_and_the_start_up_times():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "probes every 2 steps and the last (12 probes; probe_every=None), log_every=10" in out
-    for model in ("mlp", "cnn"):  # model device data input batch steps a b c b/a c/a samples/s
-        row = rf"^  {model} +cpu +digits +1x8x8 +64 +22 +{NUM} +{NUM} +{NUM} +\d\.\d{{3}} +\d\.\d{{3}} +-?{NUM} +\d+$"
+    for model in ("mlp", "cnn"):  # model device data input batch steps a b c d b/a c/a d/b ms/probe samples/s aug
+        row = (rf"^  {model} +cpu +digits +1x8x8 +64 +22 +{NUM} +{NUM} +{NUM} +{NUM} +{RATIO} +{RATIO} +{RATIO} "
+               rf"+-?{NUM} +\d+  pad 1, flip false$")
         assert re.search(row, out, re.M), out
     for name in ('python -c "import torch"', "bare loop script", "normbench train epochs=1 progress=false"):
         assert re.search(rf"^  {re.escape(name)}.* {NUM}\d s  \({NUM}\d-{NUM}\d\)$", out, re.M), out
@@ -36,6 +38,17 @@ def test_bench_times_the_cnn_on_cifar_shaped_synthetic_images_with_the_gpu_optio
     assert "amp=bf16, channels_last=True, compile=False" in proc.stdout
     assert re.search(r"^  cnn +cpu +synthetic +3x32x32 +32 +5 ", proc.stdout, re.M), proc.stdout
     assert "start-up" not in proc.stdout
+
+
+def test_bench_times_the_new_models_each_with_its_own_settings():
+    proc = subprocess.run([sys.executable, str(BENCH), "--model", "resnet,vgg,vit", "--device", "cpu", "--data",
+                           "synthetic", "--batch-size", "16", "--channels-last", "--epochs", "1", "--repeats", "1",
+                           "--no-startup", "data.n_samples=100", "data.shape=[3,8,8]",
+                           "--model-settings", "resnet:model.depth=8", "--model-settings", "vgg:model.width_multiplier=0.125",
+                           "--model-settings", "vit:model.depth=1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for model in ("resnet", "vgg", "vit"):
+        assert re.search(rf"^  {model} +cpu +synthetic +3x8x8 +16 +5 +{NUM}", proc.stdout, re.M), proc.stdout
 
 
 def test_bench_times_a_sweep_in_parallel_against_one_job_at_a_time():
