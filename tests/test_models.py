@@ -6,6 +6,7 @@ from torch import nn
 
 from conftest import make_cfg
 from normbench.models import build_model, parameterised_layers
+from normbench.norms import NORMS
 
 
 def names(block):
@@ -51,7 +52,7 @@ def test_bias_is_dropped_only_right_before_a_norm_that_removes_it(overrides, bia
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
-@pytest.mark.parametrize("norm", ["bn", "ln", "in", "gn", "none"])
+@pytest.mark.parametrize("norm", [n for n, row in NORMS.items() if row.maps is not None])
 def test_cnn_works_on_digits_mnist_and_cifar_shapes(shape, norm):
     m = build_model(make_cfg("model=cnn", f"norm={norm}", "model.channels=[16,32,32]"), shape, 10)
     assert m(torch.randn(4, *shape)).shape == (4, 10)
