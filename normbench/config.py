@@ -87,7 +87,8 @@ class TrainConfig:
     """mixed precision of the training steps: none (float32) or bf16 (torch.autocast with
     bfloat16); evaluation and probes stay in float32"""
     channels_last: bool = MISSING
-    """CNN only: weights and images in channels-last memory layout (faster convolutions on GPUs)"""
+    """models with feature maps (cnn, vgg, resnet): weights and images in channels-last memory layout
+    (faster convolutions on GPUs)"""
     compile: bool = MISSING
     """torch.compile the model for the training steps; probes and evaluation run the same
     weights uncompiled (their hooks and mode switches would recompile it)"""

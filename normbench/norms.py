@@ -40,7 +40,7 @@ needs it).
 | none | Identity                  | Identity                         | Identity                      |
 
 ``bn`` and ``brn`` take ``norm.ghost_batch`` (ghost batches); ``ln``, ``gn`` and ``none``
-take ``norm.weight_standardization`` on the CNN (a row's ``weights`` hook changes the
+take ``norm.weight_standardization`` on models with feature maps (a row's ``weights`` hook changes the
 Linear/Conv before the norm: weight normalization, weight standardization).
 
 LayerNorm on maps is ``GroupNorm(1, C)``: LayerNorm's statistics over ``[C, H, W]`` with a
@@ -112,7 +112,8 @@ class LayerNormConfig:
     eps: float = MISSING
     affine: bool = MISSING
     weight_standardization: bool = MISSING
-    """CNN only: each conv filter standardized (zero mean, unit variance) in every forward pass (Qiao et al. 2019)"""
+    """models with feature maps (cnn, vgg, resnet): each conv filter before a norm standardized (zero mean,
+    unit variance) in every forward pass (Qiao et al. 2019)"""
 
 
 @dataclass
@@ -134,18 +135,20 @@ class InstanceNormConfig:
 class GroupNormConfig:
     name: str = "gn"
     groups: int = MISSING
-    """number of groups; must divide the width (MLP) or every channel count (CNN)"""
+    """number of groups; must divide the width (MLP, ViT) or every channel count (CNN, VGG, ResNet)"""
     eps: float = MISSING
     affine: bool = MISSING
     weight_standardization: bool = MISSING
-    """CNN only: each conv filter standardized (zero mean, unit variance) in every forward pass (Qiao et al. 2019)"""
+    """models with feature maps (cnn, vgg, resnet): each conv filter before a norm standardized (zero mean,
+    unit variance) in every forward pass (Qiao et al. 2019)"""
 
 
 @dataclass
 class NoNormConfig:
     name: str = "none"
     weight_standardization: bool = MISSING
-    """CNN only: each conv filter standardized (zero mean, unit variance) in every forward pass (Qiao et al. 2019)"""
+    """models with feature maps (cnn, vgg, resnet): each conv filter before a norm standardized (zero mean,
+    unit variance) in every forward pass (Qiao et al. 2019)"""
 
 
 @dataclass
@@ -208,7 +211,7 @@ def _weight_norm(layer, norm, kind: str):
 
 
 def _standardized(layer, norm, kind: str):
-    """Weight standardization of a conv layer's filters, when asked for (CNN only)."""
+    """Weight standardization of a conv layer's filters, when asked for (models with feature maps)."""
     if norm.get("weight_standardization", False) and kind == "maps":
         from .layers import standardize_weights
 
@@ -328,7 +331,7 @@ NORMS: dict[str, Norm] = {
         check=_at_least_two_features("every output +-1"),
     ),
     "in": Norm(
-        "InstanceNorm", "per sample and channel, over space (feature maps only: model=cnn)", InstanceNormConfig,
+        "InstanceNorm", "per sample and channel, over space (feature maps only: cnn, vgg, resnet)", InstanceNormConfig,
         vectors=None, maps=lambda c, cfg: _nn().InstanceNorm2d(c, eps=cfg.eps, affine=cfg.affine), tokens=None,
         cancels_bias=True, needs="feature maps (each channel over space)",
     ),
