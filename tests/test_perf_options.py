@@ -48,6 +48,22 @@ def test_channels_last_gives_the_numbers_of_the_default_layout():
             assert logged[key] == pytest.approx(v, rel=1e-4, abs=1e-5), key
 
 
+@pytest.mark.parametrize("model,options", [
+    (["model=resnet", "model.depth=8"], ["amp=bf16", "channels_last=true"]),
+    (["model=vgg", "model.width_multiplier=0.125"], ["amp=bf16", "channels_last=true"]),
+    (["model=vit", "model.depth=1", "model.dim=16"], ["amp=bf16"]),
+], ids=["resnet", "vgg", "vit"])
+def test_the_new_models_take_the_gpu_paths_options(model, options):
+    small = ["data=synthetic", "data.shape=[3,8,8]", "data.n_samples=200", "epochs=null", "steps=6", "batch_size=16",
+             "probe_every=3"]
+    out, logged, net = train(*model, *small, *options)
+    ref, ref_logged, _ = train(*model, *small)
+    assert out.status == "completed" and out.steps == 6 and set(logged) == set(ref_logged)
+    assert all(math.isfinite(v) for v in logged.values())
+    if "channels_last=true" in options:
+        assert net.norm_sites[0].layer.weight.is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None and shutil.which("gcc") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
 @pytest.mark.slow  # torch.compile on the CPU: its first steps take seconds
@@ -77,8 +93,8 @@ def test_synthetic_images_are_cifar_shaped_by_default_fixed_and_learnable():
 @pytest.mark.parametrize("args,expected", [
     (["amp=fp16"], "normbench: error: amp=fp16 is not allowed; allowed: none, bf16 (fp16 would need loss scaling"),
     (["channels_last=true"], "normbench: error: channels_last=true is not allowed with model=mlp: it is a "
-                             "memory layout for feature maps, and an MLP has none; allowed: model=cnn, or "
-                             "channels_last=false"),
+                             "memory layout for feature maps, and an MLP's features have no spatial extent; allowed: "
+                             "model=cnn, vgg, resnet, or channels_last=false"),
     (["compile=maybe"], "normbench: error: Error merging override compile=maybe"),
     (["data=synthetic", "data.shape=[3,32]"], "normbench: error: data.shape=[3,32] is not allowed; allowed: [C,H,W]"),
     (["data=synthetic", "data.noise=-1"], "normbench: error: data.noise=-1.0 is not allowed; allowed: a finite number"),
