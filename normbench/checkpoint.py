@@ -91,3 +91,11 @@ def load_checkpoint(path: Path, source: str | None = None) -> dict:
     check_config(state["config"], source or str(path))
     state["config"] = with_added_keys(state["config"])
     return state
+
+
+def evaluated_at(state: dict) -> int:
+    """The step of a checkpoint's last evaluation; a checkpoint from before it was recorded
+    was saved at an end of epoch (evaluated) or mid-epoch (not)."""
+    if "evaluated" in state:
+        return state["evaluated"]
+    return state["step"] if state.get("position", 0) == 0 else -1

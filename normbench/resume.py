@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .budget import epochs_of, plan
-from .checkpoint import load_checkpoint
+from .checkpoint import evaluated_at, load_checkpoint
 from .errors import NothingToDo, UsageError
 from .identity import canonical
 from .schedules import SCHEDULES
@@ -82,7 +82,7 @@ def _check_budget(run: Path, cfg, state: dict, total: int, planned: int) -> None
     if not isinstance(done, int) or done > total:
         raise UsageError(f"{budget} is not allowed with resume={run}: the run has done {done} steps "
                          f"({state['epoch']} epochs); allowed: a budget of at least that")
-    if done == total:
+    if done == total and evaluated_at(state) == done:
         raise NothingToDo(f"resume={run}: the run has done its {done} steps ({state['epoch']} epochs); nothing to do "
                           f"(a larger epochs=N or steps=N trains it longer)")
     if total != planned and SCHEDULES[cfg.schedule.name].by_length:

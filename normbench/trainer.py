@@ -49,6 +49,7 @@ from torch import nn
 from .augment import build_augment
 from .batchnorm import evaluate, recompute_bn_stats
 from .budget import effective_lr, plan
+from .checkpoint import evaluated_at
 from .data import Data
 from .datasets import Split
 from .optim import build_optimizer
@@ -124,6 +125,7 @@ class Trainer:
         self.epoch = 0  # epochs completed (trained and evaluated)
         self.perm: Optional[torch.Tensor] = None  # this epoch's order, once drawn
         self.position = 0  # steps of this epoch done
+        self.evaluated = 0  # the step of the last evaluation (an end of epoch, or a budget's last step)
         self.losses: list[torch.Tensor] = []  # this logging window's losses and (logits, targets)
         self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.outcome = Outcome()
@@ -142,6 +144,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "position": self.position,
+            "evaluated": self.evaluated,
             "perm": None if self.perm is None else self.perm.cpu(),
             "window": None if not self.losses else {
                 "losses": torch.stack(self.losses).cpu(),
@@ -164,6 +167,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.evaluated = evaluated_at(state)
         self.perm = None if state["perm"] is None else state["perm"].to(device)
         window = state["window"]
         self.losses, self.outputs = [], []
@@ -200,7 +204,7 @@ class Trainer:
         try:
             if probes is not None and self.step == 0:  # the network as initialised
                 log(0, 0, self._probe(first=True))
-            while self.step < total:
+            while self.step < total or self.evaluated != self.step:  # steps left, or the last ones unevaluated
                 epoch = self.epoch + 1
                 if self.perm is None:
                     self.perm, self.position = torch.randperm(len(Y), generator=self.shuffle).to(device), 0
@@ -296,6 +300,7 @@ class Trainer:
         if not math.isfinite(val_loss):
             out.diverged_at_step = self.step
             return False
+        self.evaluated = self.step
         if self.position == self.steps_per_epoch:  # a full pass
             self.epoch, self.perm, self.position = epoch, None, 0
         out.final.update(metrics)

@@ -108,3 +108,29 @@ def test_a_cosine_run_is_not_extended_and_a_finished_budget_has_nothing_to_do(tm
         resuming(tmp_path, "epochs=2", "schedule=cosine")
     with pytest.raises(UsageError, match=r"steps=30 is not allowed with resume=.*has done 44 steps"):
         resuming(tmp_path, "epochs=null", "steps=30", "schedule=cosine")
+
+
+@pytest.mark.parametrize("budget", ["steps=50", "epochs=2"])
+def test_a_run_stopped_after_its_last_step_but_before_its_evaluation_evaluates_when_resumed(tmp_path, budget):
+    """The last evaluation belongs to the run: a stop between the last step and it leaves
+    something to do, which resume does (and nothing more)."""
+    import signal
+
+    from normbench.checkpoint import save_checkpoint
+
+    tr = trainer_for(budget, "probe_every=0")
+    total = tr.total_steps
+
+    def log(step, epoch, metrics):
+        if step == total and "train/loss" in metrics:  # the last step's record: stop before the evaluation
+            tr.stop.signum = signal.SIGINT
+
+    assert tr.run(log).status == "interrupted" and tr.step == total and tr.evaluated < total
+    config = OmegaConf.to_container(tr.cfg, resolve=True, enum_to_str=True)
+    save_checkpoint(tmp_path, {**tr.state_dict(), "config": config})
+    state = resuming(tmp_path, budget)  # not "nothing to do"
+    again = trainer_for(budget, "probe_every=0")
+    again.load_state_dict(state)
+    outcome, rows = collect(again)
+    assert outcome.status == "completed" and again.step == total
+    assert [s for s, _, m in rows] == [total] and "val/acc" in rows[0][2]  # only the evaluation
