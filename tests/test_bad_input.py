@@ -117,7 +117,7 @@ def test_resuming_a_finished_run_does_nothing(trained, tmp_path):
     run = _copy(trained, tmp_path)
     summary = (run / "summary.json").read_bytes()
     proc = run_cli("train", f"resume={run}", cwd=tmp_path)
-    assert proc.returncode == 0 and "the run has done its 3 epochs; nothing to do" in proc.stdout
+    assert proc.returncode == 0 and "the run has done its 66 steps (3 epochs); nothing to do" in proc.stdout
     assert (run / "summary.json").read_bytes() == summary
 
 

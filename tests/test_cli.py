@@ -217,8 +217,9 @@ def test_a_diverging_run_is_recorded_as_diverged_and_exits_0(workdir):
 def test_help_lists_the_groups_and_cfg_prints_the_config(workdir):
     proc = run_cli("train", "--help", cwd=workdir)
     assert proc.returncode == 0
-    for line in ("model: cnn, mlp", "norm: bn, bn_ghost, brn, gn, gn_ws, in, ln, none, rms, wn",
-                 "data: blobs, cifar10, digits, fashion_mnist, mnist", "optim: adam, sgd"):
+    for line in ("model: cnn, mlp, resnet, vgg, vit", "norm: bn, bn_ghost, brn, gn, gn_ws, in, ln, none, rms, wn",
+                 "data: blobs, cifar10, digits, fashion_mnist, mnist", "optim: adam, adamw, sgd",
+                 "schedule: constant, cosine, step"):
         assert line in proc.stdout
     proc = run_cli("train", "--cfg", "job", "model=cnn", "norm=gn", cwd=workdir)
     assert proc.returncode == 0
