@@ -127,12 +127,19 @@ def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default
     assert "_hparams_/experiment" not in hp and "_hparams_/session_end_info" in hp
     assert {"val/acc", "train/loss", "summary/best_val_acc", "summary/steps_to_target"} <= set(acc.Tags()["scalars"])
 
-    (config,) = acc.Tensors("custom_scalars__config__")  # the layout is the tensor's value
+    # the row is named by the run's directory (its last three parts), not by a hash of its values
+    group = plugin_data_pb2.HParamsPluginData.FromString(hp["_hparams_/session_start_info"]).session_start_info
+    assert group.group_name == "/".join(run_dir.resolve().parts[-3:])
+
+    # the layout is the tensor's value; TensorBoard shows the last one written (at the last flush)
+    config = acc.Tensors("custom_scalars__config__")[-1]
     layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
     assert charts["total gradient norm"] == [r"^grad_norm/total$"]
     assert charts["grad_norm/block2.linear"] == [r"^grad_norm/block2\.linear$"]  # a chart per layer
     assert any(r"variance_shift" in t for tags in charts.values() for t in tags)
+    assert "update_ratio/block2.linear" in charts  # recorded from the first probe after step 0
+    assert not any("saturated" in t or "landscape" in t for t in charts)  # a ReLU MLP, no landscape probe
 
 
 def test_summary_has_the_train_eval_gap_precise_bn_gain_and_variance_shift(workdir):
