@@ -619,9 +619,10 @@ def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, 
 
     monkeypatch.chdir(mixed_sweep)
     loaded = load.load([mixed_sweep])
-    done = loaded.runs[loaded.runs.status == "completed"]
-    groups = done.set_index("run_dir")["config.norm.name"]
-    agg = plots.aggregate(positions(loaded.metrics, loaded.runs, "steps"), groups).set_index(["group", "tag", "x"])
+    done = loaded.runs[loaded.runs.status == "completed"].set_index("run_dir")
+    seeds = plots.per_seed(positions(loaded.metrics, loaded.runs, "steps"), done["config.norm.name"],
+                           done["config.seed"])
+    agg = plots.aggregate(seeds).set_index(["group", "tag", "x"])
     runs = summaries(mixed_sweep)
     for norm in ("bn", "none"):
         mine = runs[(runs.norm == norm) & (runs.status == "completed")]
