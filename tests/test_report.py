@@ -262,6 +262,36 @@ def test_groups_come_from_the_config_that_varies_not_from_directory_names(report
     assert "4 of 4 runs, 2 seeds" in out
 
 
+def test_a_key_left_out_of_by_is_pooled_said_and_counted_by_seeds(report, tmp_path):
+    """--by norm over two placements: each seed's runs are averaged first, so n is 2 seeds,
+    not 4 runs; the terminal and the page say which key was pooled."""
+    from scipy import stats
+
+    sweep = write_sweep(tmp_path / "s")
+    accs = {("bn", "pre", 0): 0.95, ("bn", "post", 0): 0.97, ("bn", "pre", 1): 0.96, ("bn", "post", 1): 0.99}
+    for (norm, placement, seed), acc in accs.items():
+        write_run(sweep / f"{norm}{placement}{seed}", norm=norm, placement=placement, seed=seed, final_val_acc=acc)
+    for seed, acc in ((0, 0.90), (1, 0.92)):
+        write_run(sweep / f"none{seed}", norm="none", seed=seed, final_val_acc=acc)
+    code, out, err = report(sweep, "--by", "norm", "--no-pictures")
+    assert code == 0, err
+    table = pd.read_csv(sweep / "report" / "summary.csv").set_index("norm")
+    seed_means = [np.mean([accs["bn", p, seed] for p in ("pre", "post")]) for seed in (0, 1)]  # 0.96, 0.975
+    assert table.loc["bn", ["runs", "values", "seeds"]].tolist() == [4, 4, 2]
+    assert table.loc["bn", "final val acc mean"] == pytest.approx(np.mean(seed_means))
+    assert table.loc["bn", "final val acc std"] == pytest.approx(np.std(seed_means, ddof=1))
+    expected = stats.ttest_ind(seed_means, [0.90, 0.92], equal_var=False)  # n = 2 seeds a group
+    assert table.loc["bn", "p"] == pytest.approx(expected.pvalue)
+    lo, hi = t_interval(seed_means)
+    assert (table.loc["bn", "final val acc CI low"], table.loc["bn", "final val acc CI high"]) == pytest.approx(
+        (lo, min(hi, 1.0)))
+    said = "pooled: placement varies within the groups (not grouped on): each group's runs of one seed are averaged"
+    assert said in out and "--by norm,placement compares them apart" in out
+    assert said in html.unescape((sweep / "report" / "report.html").read_text())
+    code, out, _ = report(sweep, "--out", tmp_path / "apart", "--no-pictures")  # grouped by both: nothing pooled
+    assert "grouped by: norm, placement" in out and "pooled:" not in out
+
+
 def test_without_a_path_it_reports_the_newest_sweep_under_outputs(report, tmp_path):
     old = write_sweep(tmp_path / "outputs" / "multirun" / "2026-11-24" / "09-00-00")  # newer name, older file
     new = write_sweep(tmp_path / "outputs" / "multirun" / "exp" / "2026-11-23" / "08-00-00")

@@ -127,7 +127,8 @@ def run(argv: list[str]) -> int:
     positions(loaded.metrics, runs, x)  # a run without what --x needs is refused before anything is written
     out = args.out or _default_out(paths)
     _make_out(out)
-    return _write(out, args, argv, loaded, axes, summary, facts(loaded, axes, summary, args.paired),
+    pooled = table.pooled(runs, loaded.config_keys, axes)
+    return _write(out, args, argv, loaded, axes, summary, facts(loaded, axes, summary, args.paired, pooled),
                   lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, args.metric, out, x))
 
 
