@@ -592,6 +592,41 @@ def _browser():
     return webdriver, Service
 
 
+def wide_sweep(root: Path) -> Path:
+    """The widest answer a table gives: three grouping keys, a result on the log scale (a
+    ratio with its interval), qualified verdicts and what they rest on."""
+    sweep = write_sweep(root / "wide")
+    for norm in ("bn", "ln", "none"):
+        for placement in ("pre", "post"):
+            for dropout in (0.0, 0.3):
+                for seed in range(3):
+                    status = "diverged" if (norm, seed) == ("ln", 2) else "failed" if (norm, seed) == ("bn", 2) \
+                        else "completed"
+                    write_run(sweep / f"{norm}{placement}{dropout}{seed}", norm=norm, placement=placement,
+                              dropout=dropout, seed=seed, status=status, final_val_acc=0.9 + 0.01 * seed,
+                              final_train_loss=0.05 * (1 + seed + (norm == "bn")))
+    return sweep
+
+
+def _chromium(webdriver, Service, profile: Path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-default-apps", "--disable-extensions", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+# where each column of a table ends, from the table's left edge, and how wide the page's content is
+COLUMNS = ("const t = document.querySelector(arguments[0]); const left = t.getBoundingClientRect().left;"
+           "return [Array.from(t.tHead.rows[0].cells)"
+           ".map(c => [c.textContent, c.getBoundingClientRect().right - left]),"
+           " t.parentElement.clientWidth, t.parentElement.scrollWidth, window.innerWidth]")
+
+
 @pytest.mark.slow
 def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_path):
     webdriver, Service = _browser()
@@ -600,16 +635,10 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
     page = tmp_path / "copy" / "report.html"  # alone in a directory: it needs nothing beside it
     page.parent.mkdir()
     shutil.copy(sweep / "report" / "report.html", page)
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--disable-extensions",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    wide = wide_sweep(tmp_path)
+    assert main(["report", str(wide), "--metric", "final_train_loss", "--no-pictures"]) == 0
+    driver = _chromium(webdriver, Service, tmp_path / "profile")
     try:
-        driver.set_page_load_timeout(60)
         driver.set_window_size(1600, 1000)
         driver.get(page.as_uri())
         # how many lines each cell of the main table takes at 1600 px: its height over one line's
@@ -629,6 +658,13 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
         resources = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)")
         title = driver.title
+        # the answer without scrolling sideways, in a 1,400 px wide window: the real sweep's, and the widest
+        driver.set_window_size(1400, 1000)
+        answers = {}
+        for name, url in (("real", page.as_uri()), ("wide", (wide / "report" / "report.html").as_uri())):
+            driver.get(url)
+            answers[name] = driver.execute_script(COLUMNS, "#summary")
+        details = driver.execute_script(COLUMNS, "#details")[0]
     finally:
         driver.quit()
     assert len(images) == len(PICTURES)
@@ -640,6 +676,18 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
     assert lines and max(lines) < 1.9, lines  # no number wraps onto a second line
     assert len(links) == 4 and all(link.startswith("../") and link.endswith("/") for link in links)  # each run
     assert title.startswith("normbench report")
+    for name, (columns, box, scrolled, window) in answers.items():
+        ends = dict(columns)
+        assert window == 1400 and scrolled <= box <= 1400, (name, box, scrolled)  # nothing off to the right
+        effect = "Δ final val acc vs baseline [95% CI]" if name == "real" else \
+            "ratio final train loss vs baseline (geometric means) [95% CI]"
+        for column in ("seeds", effect, "p (Holm)", "after Holm"):
+            assert ends[column] <= 1400, (name, column, ends)
+        assert list(ends)[-3:] == (["p (Holm)", "after Holm", "verdicts rest on"] if name == "wide" else
+                                   [effect, "p (Holm)", "after Holm"]), (name, list(ends))
+    # everything else is in the second table, settings first
+    assert [c for c, _ in details][:4] == ["norm", "placement", "dropout", "diverged/failed/interrupted"]
+    assert {"p", "method", "CI excludes 1", "seeds for 80% power (rough)"} <= {c for c, _ in details}
 
 
 def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, monkeypatch):

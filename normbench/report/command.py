@@ -135,7 +135,7 @@ def run(argv: list[str]) -> int:
 def _write(out, args, argv, loaded, axes, summary, facts_, pictures) -> int:
     from . import load, page
     from .table import short
-    from .text import markdown, readable, write_csv
+    from .text import answer, markdown, readable, write_csv
 
     runs = loaded.runs
     write_csv(summary.table, out / "summary.csv")
@@ -149,7 +149,8 @@ def _write(out, args, argv, loaded, axes, summary, facts_, pictures) -> int:
     drawn = pictures()
     command = "normbench report " + " ".join(shlex.quote(a) for a in argv)
     html_path = page.write(out, title=f"normbench report: {METRICS[args.metric].label}", command=command.strip(),
-                           readable=md, baseline_row=list(summary.table["group"]).index(summary.baseline), facts=facts_,
+                           tables=answer(md, summary, axes, args.metric),
+                           baseline_row=list(summary.table["group"]).index(summary.baseline), facts=facts_,
                            pictures=drawn, loaded=loaded, metric=args.metric)
     compact = readable(summary, axes, args.metric, compact=True)
     print("\n".join(facts_))

@@ -11,6 +11,8 @@ from ..identity import NOT_APPLICABLE
 from ..rundir import STATUSES, is_management
 from .table import short, value_text
 
+METHODS = "intervals: "  # how the line on the methods begins
+
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``1 run``, ``2 runs``."""
@@ -70,7 +72,7 @@ def _methods(summary, paired: bool, others: int) -> str:
     planning = f" over {summary.comparisons} comparisons (Bonferroni)" if summary.comparisons > 1 else ""
     divergence = (f"; diverged runs: Fisher's exact test of each group's share against the baseline's, Holm-adjusted "
                   f"over {plural(summary.divergence_tests, 'test')}" if summary.divergence_tests else "")
-    return (f"intervals: 95% t-intervals of each mean over its completed runs{scale}; the difference to the baseline: "
+    return (f"{METHODS}95% t-intervals of each mean over its completed runs{scale}; the difference to the baseline: "
             f"Welch's interval where both groups hold as many values, Banerjee's (conservative) where they do not"
             f"{pairing}, two-sided; p Holm-adjusted over {family}; a verdict is conditional where runs diverged and "
             f"incomplete where runs failed or were interrupted{divergence}; seeds for 80% power: rough, per group, "
