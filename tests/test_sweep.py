@@ -61,7 +61,7 @@ def test_a_parallel_sweep_names_each_job_by_what_varies(workdir):
     assert "Joblib" not in proc.stdout + proc.stderr and "HYDRA" not in proc.stdout + proc.stderr
     # the terminal: what will run before the workers start, then each job as it ends with where the sweep is
     out = proc.stdout.splitlines()
-    assert re.match(r"sweep: 4 jobs; \d+ at a time; starting the worker processes", out[0])
+    assert re.match(r"4 jobs; \d+ at a time; starting the worker processes", out[0])
     ended = [line for line in out if line.startswith("completed norm=")]
     assert [re.search(r"; (\d)/4 done", line).group(1) for line in ended] == ["1", "2", "3", "4"]
     assert all(re.search(r"\(\d+\.\d s\); \d/4 done, ~\d+ (s|min) left$", line) for line in ended[:3])
@@ -413,10 +413,13 @@ def test_the_hparams_tab_opens_on_what_the_sweep_varies(norm_by_placement):
     assert list(content) == ["_hparams_/experiment"]  # one experiment config, the sweep's
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     infos = {h.name: h for h in experiment.hparam_infos}
-    assert [h.name for h in experiment.hparam_infos][:3] == ["norm.name", "placement", "seed"]  # what varies, first
+    # what varies, marked so (TensorBoard sorts by the mark and ticks the first five), then status
+    assert [h.name for h in experiment.hparam_infos] == ["norm.name", "placement", "seed", "status"]
+    assert [h.differs for h in experiment.hparam_infos] == [True, True, True, False]
     assert [v.string_value for v in infos["placement"].domain_discrete.values] == ["n/a", "post", "pre"]
     assert [v.number_value for v in infos["seed"].domain_discrete.values] == [0, 1]  # integers, discrete
-    assert "norm.momentum" in infos and "model.depth" in infos  # a key only bn has; a constant one
+    # a key only bn has (it changes only with the norm) and a constant one would take those places
+    assert "norm.momentum" not in infos and "model.depth" not in infos
     assert {m.name.tag for m in experiment.metric_infos} >= {"val/acc", "summary/best_val_acc"}
     run = EventAccumulator(str(cwd / "s" / "norm=bn,placement=pre,seed=0"))
     run.Reload()

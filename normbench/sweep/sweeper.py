@@ -73,9 +73,8 @@ class Sweep:
         write_experiment(sweep_dir, [configs[j.name] for j in unique], [_hparam_key(k) for k in varying])
         clear_stop(sweep_dir)  # an earlier Ctrl-C of this sweep
         progress.start(sweep_dir, len(unique))
-        print(f"sweep: {len(jobs)} jobs" + (f", {len(unique)} to run ({len(duplicates)} repeating another: not "
-                                              f"trained)" if duplicates else "") + f"; {self._how(len(unique))}",
-              flush=True)
+        print(f"{len(jobs)} jobs" + (f", {len(unique)} to run ({len(duplicates)} repeating another: not trained)"
+                                     if duplicates else "") + f"; {self._how(len(unique))}", flush=True)
         returned: dict[str, object] = {}
         with self._gentle_stop(sweep_dir) as stopped:
             try:
