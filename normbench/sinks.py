@@ -160,8 +160,8 @@ class TensorBoardSink:
     earlier session logged after S, the part being redone (at S = 0, everything).
 
     The Custom Scalars layout is made from the scalar tags the run has recorded, at each
-    flush (the end of every epoch) where they changed and at the end; TensorBoard shows the
-    last one written."""
+    flush (the end of every epoch) and at the end, and written where it changed;
+    TensorBoard shows the last one written."""
 
     def __init__(self, run_dir: Path, resume_step: Optional[int] = None):
         from torch.utils.tensorboard import SummaryWriter  # imports TensorBoard: only when a run starts
@@ -169,7 +169,8 @@ class TensorBoardSink:
         purge = None if resume_step is None else resume_step + 1 if resume_step > 0 else 0
         self._writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10, purge_step=purge)
         self._tags: dict[str, None] = {}  # the scalar tags recorded, in order
-        self._laid_out = 0  # how many of them the last layout written was made from
+        self._laid_out = 0  # how many of them the last layout was made from
+        self._layout = b""  # the last layout written
         self._step = 0 if resume_step is None else resume_step
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
@@ -191,9 +192,14 @@ class TensorBoardSink:
         self._writer.flush()
 
     def _lay_out(self) -> None:
-        if len(self._tags) > self._laid_out:
-            self._writer.file_writer.add_summary(layout_summary(self._tags), self._step)
-            self._laid_out = len(self._tags)
+        if len(self._tags) == self._laid_out:
+            return
+        self._laid_out = len(self._tags)
+        summary = layout_summary(self._tags)
+        made = summary.value[0].tensor.string_val[0]
+        if made != self._layout:
+            self._writer.file_writer.add_summary(summary, self._step)
+            self._layout = made
 
     def flush(self) -> None:
         self._lay_out()

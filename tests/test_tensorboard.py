@@ -62,9 +62,11 @@ def wait_for(port: int, proc, ready, timeout: float = 90):
 
 @pytest.mark.slow
 def test_the_hparams_tab_opens_on_what_varies_and_custom_scalars_on_the_results(workdir, tmp_path):
-    # base_batch_size is n/a with lr_scaling=none and 64 with linear: values of two kinds
+    # base_batch_size is n/a with lr_scaling=none and 64 with linear: values of two kinds. 44 steps
+    # an epoch, probes at steps 0, 60 and 88: the update ratios (from the second probe on) come after
+    # the first epoch's layout, so TensorBoard must show the layout written last
     proc = run_cli("train", "-m", "norm=bn,none", "placement=pre,post", "lr_scaling=none,linear", "batch_size=32",
-                   "epochs=1", "progress=false", "checkpoint=false", cwd=workdir)
+                   "epochs=2", "probe_every=60", "progress=false", "checkpoint=false", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     (sweep,) = [p.parent for p in (workdir / "outputs").rglob("multirun.yaml")]
     jobs = sorted(p.parent.name for p in sweep.glob("*/summary.json"))
@@ -113,4 +115,6 @@ def test_the_hparams_tab_opens_on_what_varies_and_custom_scalars_on_the_results(
         for chart in category["chart"]:
             (pattern,) = chart["multiline"]["tag"]
             assert any(re.fullmatch(pattern, t) for t in recorded), (category["title"], pattern)
-    assert "BatchNorm variance shift (running / eval-mode input variance)" in [c["title"] for c in layout]
+    titles = [c["title"] for c in layout]
+    assert "BatchNorm variance shift (running / eval-mode input variance)" in titles
+    assert "update / weight of each layer" in titles  # from the layout written last
