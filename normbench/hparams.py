@@ -1,14 +1,23 @@
 """What TensorBoard's HParams tab shows, written with TensorBoard's own hparams API
-(``tensorboard.plugins.hparams.summary_v2``, the functions ``api`` re-exports; ``api``
-itself imports TensorFlow):
+(``tensorboard.plugins.hparams.summary_v2`` and ``summary``, the functions ``api``
+re-exports; ``api`` itself imports TensorFlow):
 
 - each run: its session (the flattened config, ``norm.name``, ``model.depth``, ..., and
-  its ``status``), in its own event file;
+  its ``status``), in its own event file, named by the run (``trial_id``: the last three
+  parts of its directory, ``2026-12-04/22-40-31-575467/norm=bn,seed=0``, unique across
+  sweeps; TensorBoard would otherwise name it by a hash of its values);
 - each sweep: one experiment config, in the sweep directory's own event file, listing
-  the keys that vary across the sweep first (then those every job shares), every key
-  any job has (``norm.groups`` though only ``gn`` has it), discrete domains for the
-  string, integer and boolean ones, and the metrics. ``tensorboard --logdir <sweep>``
-  opens the tab on it; a single run's table is computed from its session alone.
+  the keys that vary across the sweep, each with ``differs`` set, then ``status``, and
+  the metrics. ``tensorboard --logdir <sweep>`` opens the tab on it; a single run's table
+  is computed from its session alone.
+
+What the tab shows first is decided by TensorBoard (2.21): the hyperparameters sorted by
+their ``differs`` flag, then by name, and the first five of them and of the metrics
+ticked. So the experiment lists only what varies (and ``status``): settings every job
+shares, and a norm's own keys that change only with the norm (``norm.momentum``, which
+only ``bn`` has), would take those five places. Its frontend writes every number with
+five significant digits (``64.000``): integers stay numbers, so that they sort and filter
+as numbers.
 
 Settings a run's norm ignores read ``n/a`` (``identity.canonical``); null values and the
 settings that only say how a run was managed (``rundir.RUN_MANAGEMENT``) are left out.
@@ -39,19 +48,33 @@ def values(config: dict) -> dict:
     return out
 
 
-def session(config: dict, started_at: str | None, status: str) -> list:
+def trial_id(run_dir) -> str:
+    """The name of a run's row in the HParams tab: the last three parts of its directory
+    (``2026-12-04/22-40-31-575467/norm=bn,seed=0``), unique across sweeps."""
+    return "/".join(Path(run_dir).resolve().parts[-3:])
+
+
+def session(config: dict, started_at: str | None, status: str, run_dir) -> list:
     """A run's session start (its settings and ``status``) and end, as Summary protos."""
-    from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     ended = plugin_data_pb2.SessionEndInfo(
         status=api_pb2.STATUS_SUCCESS if status in FINISHED else api_pb2.STATUS_FAILURE,
         end_time_secs=time.time())
-    end = Summary(value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, tensor=metadata.NULL_TENSOR,
-                                       metadata=metadata.create_summary_metadata(
-                                           plugin_data_pb2.HParamsPluginData(session_end_info=ended)))])
-    return [hp.hparams_pb({**values(config), "status": status}, start_time_secs=_seconds(started_at)), end]
+    end = _plugin_summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=ended))
+    return [hp.hparams_pb({**values(config), "status": status}, trial_id=trial_id(run_dir),
+                          start_time_secs=_seconds(started_at)), end]
+
+
+def _plugin_summary(tag: str, data):
+    """A Summary proto of the hparams plugin's ``data`` (HParamsPluginData) under ``tag``,
+    as ``summary_v2`` writes its own (its ``hparams_config_pb`` has no ``differs``)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import metadata
+
+    return Summary(value=[Summary.Value(tag=tag, tensor=metadata.NULL_TENSOR,
+                                        metadata=metadata.create_summary_metadata(data))])
 
 
 def _seconds(iso: str | None) -> float:
@@ -64,7 +87,10 @@ def _seconds(iso: str | None) -> float:
 
 
 def _domain(seen: list):
-    """A discrete domain for strings, ints and bools; a real interval for floats."""
+    """A discrete domain for strings, integers and booleans; a real interval for floats;
+    none for a key whose values are of several kinds (``n/a`` and numbers): TensorBoard
+    filters a discrete domain by type as well as value, and would hide the runs whose
+    values are of another kind than the domain's."""
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     kinds = {type(v) for v in seen}
@@ -73,26 +99,54 @@ def _domain(seen: list):
             hp.Discrete(sorted({float(v) for v in seen}))
     if len(kinds) == 1 and kinds <= {int, bool, str}:
         return hp.Discrete(sorted(set(seen)))
-    return hp.Discrete(sorted({str(v) for v in seen}))
+    return None
+
+
+def varying(rows: list[dict]) -> list[str]:
+    """The keys of ``rows`` (each job's ``values``) that differ between the jobs (a key
+    some jobs lack differs), but a group's own keys that change only with its option
+    (``norm.momentum``, which only ``norm=bn`` has): those say nothing the option does not."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+
+    def text(row: dict, key: str) -> str:
+        return repr(row.get(key, "<absent>"))
+
+    differ = [k for k in keys if len({text(r, k) for r in rows}) > 1]
+
+    def own(key: str) -> bool:
+        option = key.rpartition(".")[0] + ".name"
+        if option == ".name" or option == key or option not in differ:
+            return False
+        values_by_option: dict[str, set] = {}
+        for r in rows:
+            values_by_option.setdefault(text(r, option), set()).add(text(r, key))
+        return all(len(v) == 1 for v in values_by_option.values())
+
+    return [k for k in differ if not own(k)]
 
 
 def experiment(configs: list[dict], varying_first: list[str]):
     """The experiment config of a sweep whose jobs have ``configs``, as a Summary proto:
-    the keys that vary first (``varying_first`` in its order, then any other that does),
-    then the rest, each with its domain."""
+    the keys that vary (``varying_first``, the sweep's own, in its order, then any other
+    that does), each with its domain and ``differs`` set, then ``status``; the metrics."""
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     rows = [values(c) for c in configs]
-    keys: dict[str, list] = {}
-    for row in rows:
-        for k, v in row.items():
-            keys.setdefault(k, []).append(v)
-    varies = {k for k, seen in keys.items() if len({repr(v) for v in seen}) > 1 or len(seen) < len(rows)}
-    order = [k for k in varying_first if k in varies]
-    order += [k for k in keys if k in varies and k not in order] + [k for k in keys if k not in varies]
-    hparams = [hp.HParam(k, _domain(keys[k])) for k in order]
-    hparams.append(hp.HParam("status", hp.Discrete(list(STATUSES))))
-    return hp.hparams_config_pb(hparams=hparams, metrics=[hp.Metric(tag) for tag in METRICS])
+    differ = varying(rows)
+    order = [k for k in varying_first if k in differ] + [k for k in differ if k not in varying_first]
+    infos = []
+    for key in order:
+        info = api_pb2.HParamInfo(name=key, differs=True)
+        domain = _domain([r[key] for r in rows if key in r])
+        if domain is not None:
+            domain.update_hparam_info(info)
+        infos.append(info)
+    status = api_pb2.HParamInfo(name="status")
+    hp.Discrete(list(STATUSES)).update_hparam_info(status)
+    config = api_pb2.Experiment(time_created_secs=time.time(), hparam_infos=[*infos, status],
+                                metric_infos=[hp.Metric(tag).as_proto() for tag in METRICS])
+    return _plugin_summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=config))
 
 
 def write_experiment(sweep_dir: Path, configs: list[dict], varying_first: list[str]) -> None:

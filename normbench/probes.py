@@ -85,6 +85,27 @@ def histograms(x: torch.Tensor, bins: int = BINS) -> torch.Tensor:
     return torch.cat([moments, edges, counts], 1)
 
 
+def log_histograms(x: torch.Tensor, bins: int = BINS) -> torch.Tensor:
+    """Histograms of the rows of ``x`` (k, n) of values >= 0 (variances), binned on a log
+    scale, packed as ``histograms`` packs them: a first bin from 0 to the smallest positive
+    value holds the zeros (a ReLU unit that never fires has a variance of exactly 0), the
+    other ``bins - 1`` are equal on the log scale from the smallest positive value to the
+    largest. The moments are of the values themselves. Non-finite values are not counted."""
+    x = x.detach().float()
+    finite = x.isfinite()
+    logs = torch.where(finite & (x > 0), x, math.nan).log()
+    packed = histograms(logs, bins - 1)
+    edges, counts = packed[:, 5:5 + bins].exp(), packed[:, 5 + bins:]
+    zeros = (finite & (x <= 0)).sum(1, keepdim=True).float()
+    values = torch.where(finite, x, 0.0)
+    lo = torch.where(finite, x, math.inf).amin(1)
+    hi = torch.where(finite, x, -math.inf).amax(1)
+    nothing = zeros[:, 0] + counts.sum(1) == 0
+    lo, hi = lo.masked_fill(nothing, 0.0), hi.masked_fill(nothing, 0.0)
+    moments = torch.stack([lo, hi, finite.sum(1).float(), values.sum(1), values.square().sum(1)], 1)
+    return torch.cat([moments, torch.zeros_like(zeros), edges, zeros, counts], 1)
+
+
 def _unpack_histogram(values: list[float], bins: int) -> Histogram:
     return Histogram(*values[:5], edges=tuple(values[5:6 + bins]), counts=tuple(values[6 + bins:]))
 
@@ -215,6 +236,7 @@ class Probes:
 
         scalars: list[tuple[list[str], torch.Tensor]] = []  # tags, their values flattened
         hists: list[tuple[list[str], torch.Tensor]] = []  # tags, the values of each, one row per tag
+        variances: list[tuple[list[str], torch.Tensor]] = []  # the same, binned on a log scale
         entries = [(site.name, where, t) for site in self.sites
                    for where, t in zip(("pre_norm", "post_norm"), seen[f"{site.name}.norm"], strict=True)]
         batch_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # block: its pre-norm (mean, var)
@@ -223,7 +245,8 @@ class Probes:
             fmean, fvar = feature_stats(stack)
             n = stack[0].numel() // stack.shape[2]
             scalars.append(([f"{k}/{stat}" for k in keys for stat in ACT_STATS], act_stats(fmean, fvar, n).flatten()))
-            hists += [(keys, self._sample(stack.flatten(1))), ([f"{k}/feature_var" for k in keys], fvar)]
+            hists.append((keys, self._sample(stack.flatten(1))))
+            variances.append(([f"{k}/feature_var" for k in keys], fvar))
             batch_stats.update({entries[i][0]: (fmean[j], fvar[j]) for j, i in enumerate(idx)
                                 if entries[i][1] == "pre_norm"})
 
@@ -265,17 +288,23 @@ class Probes:
         if scalars:
             values = torch.cat([v.float() for _, v in scalars]).tolist()
             out.update(zip([t for tags, _ in scalars for t in tags], values, strict=True))
-        if hists:  # one histograms() call per row length
-            tags = [t for tags, _ in hists for t in tags]
-            values = [row for _, rows in hists for row in rows]
-            packed: list = [None] * len(tags)
-            for idx, stack in _by_shape(values):
-                for i, row in zip(idx, histograms(stack, self.bins).tolist(), strict=True):
-                    packed[i] = row
-            for tag, row in zip(tags, packed, strict=True):
-                h = _unpack_histogram(row, self.bins)
-                if h.num > 0:  # a diverged network may leave nothing finite to count
-                    out[tag] = h
+        for entries, binned in ((hists, histograms), (variances, log_histograms)):
+            out.update(self._histograms(entries, binned))
+        return out
+
+    def _histograms(self, entries: list[tuple[list[str], torch.Tensor]], binned) -> dict:
+        """{tag: Histogram} of each row of ``entries``, one ``binned`` call per row length."""
+        tags = [t for tags, _ in entries for t in tags]
+        values = [row for _, rows in entries for row in rows]
+        packed: list = [None] * len(tags)
+        for idx, stack in _by_shape(values):
+            for i, row in zip(idx, binned(stack, self.bins).tolist(), strict=True):
+                packed[i] = row
+        out = {}
+        for tag, row in zip(tags, packed, strict=True):
+            h = _unpack_histogram(row, self.bins)
+            if h.num > 0:  # a diverged network may leave nothing finite to count
+                out[tag] = h
         return out
 
     @torch.no_grad()

@@ -153,9 +153,9 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
     import torch
 
     from .hparams import session
-    from .models import build_model, parameterised_layers
-    from .sites import describe, norm_sites
-    from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink, layout
+    from .models import build_model
+    from .sites import describe
+    from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink
     from .trainer import Trainer
 
     run_dir, data = place.run_dir, prepared.data
@@ -170,8 +170,7 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
         log.info("model:\n%s", model)
         log.info("data=%s: %d train, %d val samples of shape %s; device %s", cfg.data.name, len(data.train),
                  len(data.val), data.input_shape, prepared.device)
-        charts = layout([name for name, _ in parameterised_layers(model)], [site.name for site in norm_sites(model)])
-        tensorboard = TensorBoardSink(run_dir, resume_step, charts)
+        tensorboard = TensorBoardSink(run_dir, resume_step)
         sinks = Sinks(CSVSink(run_dir / METRICS, resume_step), HistogramCSVSink(run_dir / HISTOGRAMS, resume_step),
                       tensorboard, ProgressSink(trainer.total_steps, -(-trainer.total_steps // trainer.steps_per_epoch),
                                                 start=trainer.step)
@@ -192,7 +191,7 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
                 save(trainer)  # exactly where it stopped, so resume=<run dir> goes on from there
             if outcome.status in FINISHED:  # final: logged once
                 sinks.log(trainer.step, trainer.epoch, summary_scalars(outcome_fields(outcome, cfg.batch_size)))
-            tensorboard.write(session(summary.config, summary.started_at, outcome.status))
+            tensorboard.write(session(summary.config, summary.started_at, outcome.status, run_dir))
         return outcome, trainer, None
     except UsageError:  # a checkpoint that does not fit: refused, the run directory left as it was
         raise

@@ -16,41 +16,72 @@ from typing import Optional
 from .probes import Histogram
 from .rundir import CSV_COLUMNS, HISTOGRAM_COLUMNS, atomic_write
 
+# TensorBoard's Custom Scalars tab, open: the results, one chart per quantity with a line per run
+RESULTS = {
+    "val/acc": "validation accuracy (eval mode)",
+    "val/acc_train_mode": "validation accuracy, BatchNorm in train mode",
+    "val/train_eval_gap": "train - eval accuracy gap",
+    "train/loss": "training loss",
+    "val/loss": "validation loss",
+    "grad_norm/total": "total gradient norm",
+    "lr": "learning rate",
+    "landscape/loss_range": "loss landscape: loss range along the gradient",
+    "landscape/grad_change": "loss landscape: largest gradient change",
+    "landscape/beta": "loss landscape: effective beta-smoothness",
+}
+# then one closed category per quantity measured at each layer or norm site, a chart per
+# layer (site) in it: (title, tag prefix, tag suffix), the layer or site between them
+PER_PLACE = [
+    ("gradient norm of each layer", "grad_norm/", ""),
+    ("update / weight of each layer", "update_ratio/", ""),
+    ("std entering each norm", "act/", "/pre_norm/std"),
+    ("std leaving each norm", "act/", "/post_norm/std"),
+    ("spread of the per-feature variances entering each norm", "act/", "/pre_norm/feature_var_std"),
+    ("dead (ReLU) units at each norm site", "act/", "/dead"),
+    ("saturated (sigmoid, tanh) units at each norm site", "act/", "/saturated"),
+    ("scale (gamma) mean of each norm", "affine/", "/gamma_mean"),
+    ("shift (beta) mean of each norm", "affine/", "/beta_mean"),
+    ("weight norm g mean of each layer", "wn/", "/g_mean"),
+    ("BatchNorm variance shift (running / eval-mode input variance)", "bn/", "/variance_shift"),
+    ("BatchNorm variance shift after precise BN", "bn/", "/variance_shift_precise"),
+    ("BatchNorm running / batch variance", "bn/", "/running_var_ratio"),
+]
 
-def layout(layers: list[str], blocks: list[str]) -> dict:
-    """TensorBoard's Custom Scalars tab: one chart per quantity with a line per run (in a
-    sweep, every job side by side), and per-layer (per-block) detail in charts of their
-    own, so no chart holds runs x layers lines. Charts are regular expressions over tags;
-    TensorBoard merges the same chart of many runs into one."""
-    def one(tag: str) -> list:
-        return ["Multiline", [f"^{re.escape(tag)}$"]]
 
-    def per(template: str, names: list[str]) -> dict:
-        return {template.format(n): one(template.format(n)) for n in names}
+def layout(tags):
+    """TensorBoard's Custom Scalars layout (a ``layout_pb2.Layout``) for the scalar ``tags``
+    a run recorded, in the order it recorded them: the results first, one chart per
+    quantity with a line per run (in a sweep, every job side by side); then, closed until
+    clicked, one category per quantity measured at each layer or norm site, a chart per
+    layer (site). Only charts of recorded tags: none that would say "Matches (0)".
+    TensorBoard merges the layouts of many runs, category by category."""
+    from tensorboard.plugins.custom_scalar import layout_pb2
 
-    return {
-        "results (a line per run)": {
-            "validation accuracy (eval mode)": one("val/acc"),
-            "validation accuracy, BatchNorm in train mode": one("val/acc_train_mode"),
-            "train - eval accuracy gap": one("val/train_eval_gap"),
-            "training loss": one("train/loss"),
-            "validation loss": one("val/loss"),
-            "total gradient norm": one("grad_norm/total"),
-        },
-        "gradient norm per layer": per("grad_norm/{}", layers),
-        "update / weight per layer": per("update_ratio/{}", layers),
-        "std entering the norm layer": per("act/{}/pre_norm/std", blocks),
-        "std leaving the norm layer": per("act/{}/post_norm/std", blocks),
-        "spread of per-feature variances entering the norm layer": per("act/{}/pre_norm/feature_var_std", blocks),
-        "dead (ReLU) or saturated (sigmoid, tanh) units": {
-            **per("act/{}/dead", blocks), **per("act/{}/saturated", blocks)},
-        "scale (gamma) and shift (beta) means": {**per("affine/{}/gamma_mean", blocks),
-                                                 **per("affine/{}/beta_mean", blocks)},
-        "BatchNorm variance shift (running / eval-mode input variance)": {
-            **per("bn/{}/variance_shift", blocks), **per("bn/{}/variance_shift_precise", blocks)},
-        "BatchNorm running / batch variance": per("bn/{}/running_var_ratio", blocks),
-        "loss landscape along the gradient": per("landscape/{}", ["loss_range", "grad_change", "beta"]),
-    }
+    def chart(title: str, tag: str):
+        return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=[f"^{re.escape(tag)}$"]))
+
+    recorded = list(dict.fromkeys(tags))
+    categories = [layout_pb2.Category(title="results (a line per run)",
+                                      chart=[chart(title, tag) for tag, title in RESULTS.items() if tag in recorded])]
+    for title, prefix, suffix in PER_PLACE:
+        places = [t for t in recorded if t.startswith(prefix) and t.endswith(suffix) and t not in RESULTS
+                  and "/" not in t[len(prefix):len(t) - len(suffix)]]
+        categories.append(layout_pb2.Category(title=title, chart=[chart(t, t) for t in places], closed=True))
+    return layout_pb2.Layout(category=[c for c in categories if c.chart])
+
+
+def layout_summary(tags):
+    """The layout of ``tags`` as the Summary proto TensorBoard reads it from (the tensor of
+    the ``custom_scalars__config__`` tag)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.compat.proto.tensor_pb2 import TensorProto
+    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+    from tensorboard.plugins.custom_scalar import metadata
+
+    tensor = TensorProto(dtype="DT_STRING", string_val=[layout(tags).SerializeToString()],
+                         tensor_shape=TensorShapeProto())
+    return Summary(value=[Summary.Value(tag=metadata.CONFIG_SUMMARY_TAG, tensor=tensor,
+                                        metadata=metadata.create_summary_metadata())])
 
 
 def keep_rows_up_to(path: Path, step: int, columns: int) -> None:
@@ -126,23 +157,31 @@ class HistogramCSVSink:
 class TensorBoardSink:
     """One SummaryWriter for the run, writing into the run directory itself. Resuming at
     step S, a new event file starts with a purge at S + 1: TensorBoard drops what the
-    earlier session logged after S, the part being redone (at S = 0, everything)."""
+    earlier session logged after S, the part being redone (at S = 0, everything).
 
-    def __init__(self, run_dir: Path, resume_step: Optional[int] = None, charts: Optional[dict] = None):
+    The Custom Scalars layout is made from the scalar tags the run has recorded, at each
+    flush (the end of every epoch) and at the end, and written where it changed;
+    TensorBoard shows the last one written."""
+
+    def __init__(self, run_dir: Path, resume_step: Optional[int] = None):
         from torch.utils.tensorboard import SummaryWriter  # imports TensorBoard: only when a run starts
 
         purge = None if resume_step is None else resume_step + 1 if resume_step > 0 else 0
         self._writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10, purge_step=purge)
-        if charts:
-            self._writer.add_custom_scalars(charts)
+        self._tags: dict[str, None] = {}  # the scalar tags recorded, in order
+        self._laid_out = 0  # how many of them the last layout was made from
+        self._layout = b""  # the last layout written
+        self._step = 0 if resume_step is None else resume_step
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
         now = time.time()
+        self._step = step
         for tag, value in metrics.items():
             if isinstance(value, Histogram):
                 self._writer.add_histogram_raw(tag, value.min, value.max, value.num, value.sum, value.sum_squares,
                                                list(value.edges[1:]), list(value.counts), step, walltime=now)
             else:
+                self._tags.setdefault(tag)
                 self._writer.add_scalar(tag, value, step, walltime=now)
 
     def write(self, summaries: list) -> None:
@@ -152,10 +191,22 @@ class TensorBoardSink:
             self._writer.file_writer.add_summary(summary)
         self._writer.flush()
 
+    def _lay_out(self) -> None:
+        if len(self._tags) == self._laid_out:
+            return
+        self._laid_out = len(self._tags)
+        summary = layout_summary(self._tags)
+        made = summary.value[0].tensor.string_val[0]
+        if made != self._layout:
+            self._writer.file_writer.add_summary(summary, self._step)
+            self._layout = made
+
     def flush(self) -> None:
+        self._lay_out()
         self._writer.flush()
 
     def close(self) -> None:
+        self._lay_out()
         self._writer.close()
 
 

@@ -91,15 +91,26 @@ def write_metrics(run_dir: Path, seed: int, steps: int, log_every: int, layers: 
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
 
 
-def write_histograms(run_dir: Path, seed: int, blocks=("block1", "block2", "block3"), step: int = 0):
+def write_histograms(run_dir: Path, seed: int, blocks=("block1", "block2", "block3"), step: int = 0,
+                     variances: tuple = ((4, 12), (0.999, 1.0)), log: bool = True, zeros: int = 0):
+    """histograms.csv of a run: values, and per-feature variances uniform in ``variances``
+    (before, after the norm), binned as the probes bin them: on a log scale with a first bin
+    for the zeros (``zeros`` of them before the norm), or (``log=False``) in equal widths, as
+    normbench did before."""
     rng = np.random.default_rng(seed)
     lines = ["step,epoch,tag,left,right,count"]
     for block in blocks:
         for tag, values in ((f"act/{block}/pre_norm", rng.normal(2, 3, 1000)),
                             (f"act/{block}/post_norm", rng.normal(0, 1, 1000)),
-                            (f"act/{block}/pre_norm/feature_var", rng.uniform(4, 12, 64)),
-                            (f"act/{block}/post_norm/feature_var", rng.uniform(0.999, 1.0, 64))):
-            counts, edges = np.histogram(values, bins=30)
+                            (f"act/{block}/pre_norm/feature_var",
+                             np.r_[np.zeros(zeros), rng.uniform(*variances[0], 64 - zeros)]),
+                            (f"act/{block}/post_norm/feature_var", rng.uniform(*variances[1], 64))):
+            if log and tag.endswith("feature_var"):
+                positive = values[values > 0]
+                counts, edges = np.histogram(positive, bins=np.geomspace(positive.min(), positive.max(), 30))
+                counts, edges = np.r_[len(values) - len(positive), counts], np.r_[0.0, edges]
+            else:
+                counts, edges = np.histogram(values, bins=30)
             lines += [f"{step},0,{tag},{float(a)!r},{float(b)!r},{int(c)}"
                       for a, b, c in zip(edges[:-1], edges[1:], counts, strict=True)]
     (run_dir / "histograms.csv").write_text("\n".join(lines) + "\n")

@@ -112,7 +112,9 @@ def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
             bins = rows[rows.step == e.step]
             assert list(e.histogram_value.bucket) == list(bins["count"])
             assert list(e.histogram_value.bucket_limit) == pytest.approx(list(bins.right), rel=1e-6)
-            assert e.histogram_value.min == pytest.approx(bins.left.iloc[0], rel=1e-6)
+            # the smallest value opens the first bin that holds anything (per-feature variances: the
+            # bin of zeros from 0, else the first of the log-scale bins)
+            assert e.histogram_value.min == pytest.approx(bins.left[bins["count"] > 0].iloc[0], rel=1e-6)
 
 
 def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default_run):
@@ -127,12 +129,19 @@ def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default
     assert "_hparams_/experiment" not in hp and "_hparams_/session_end_info" in hp
     assert {"val/acc", "train/loss", "summary/best_val_acc", "summary/steps_to_target"} <= set(acc.Tags()["scalars"])
 
-    (config,) = acc.Tensors("custom_scalars__config__")  # the layout is the tensor's value
+    # the row is named by the run's directory (its last three parts), not by a hash of its values
+    group = plugin_data_pb2.HParamsPluginData.FromString(hp["_hparams_/session_start_info"]).session_start_info
+    assert group.group_name == "/".join(run_dir.resolve().parts[-3:])
+
+    # the layout is the tensor's value; TensorBoard shows the last one written (at the last flush)
+    config = acc.Tensors("custom_scalars__config__")[-1]
     layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
     assert charts["total gradient norm"] == [r"^grad_norm/total$"]
     assert charts["grad_norm/block2.linear"] == [r"^grad_norm/block2\.linear$"]  # a chart per layer
     assert any(r"variance_shift" in t for tags in charts.values() for t in tags)
+    assert "update_ratio/block2.linear" in charts  # recorded from the first probe after step 0
+    assert not any("saturated" in t or "landscape" in t for t in charts)  # a ReLU MLP, no landscape probe
 
 
 def test_summary_has_the_train_eval_gap_precise_bn_gain_and_variance_shift(workdir):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from normbench.batchnorm import bn_in_train_mode, recompute_bn_stats
-from normbench.probes import Histogram, histograms
+from normbench.probes import Histogram, _unpack_histogram, histograms, log_histograms
 from normbench.batchnorm import evaluate
 from test_trainer import collect, trainer_for
 
@@ -286,3 +286,30 @@ def test_weight_norm_probes_record_the_magnitudes_g():
     g = tr.model.block1.linear.parametrizations.weight.original0.detach().flatten()
     assert got["wn/block1/g_mean"] == pytest.approx(float(g.mean())) and got["wn/block2/g_std"] > 0
     assert isinstance(got["wn/block1/g"], Histogram) and got["wn/block1/g"].num == 128
+
+
+def test_per_feature_variances_are_binned_on_a_log_scale_with_the_zeros_apart():
+    var = torch.tensor([[0.0, 0.0, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, math.nan],
+                        [2.0] * 9])
+    h = [_unpack_histogram(row, 5) for row in log_histograms(var, bins=5).tolist()]
+    zeros_first = h[0]
+    assert zeros_first.edges[0] == 0 and zeros_first.counts[0] == 2  # a ReLU unit that never fires
+    inner = np.array(zeros_first.edges[1:])
+    assert inner[0] == pytest.approx(1e-4) and inner[-1] == pytest.approx(10.0)
+    assert np.allclose(inner[1:] / inner[:-1], 10 ** 1.25, rtol=1e-4)  # equal on the log scale
+    expected, _ = np.histogram(np.log([1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0]), bins=np.log(inner))
+    assert zeros_first.counts[1:] == tuple(expected) == (2, 1, 1, 2)
+    assert (zeros_first.min, zeros_first.max, zeros_first.num) == (0.0, pytest.approx(10.0), 8.0)  # the values'
+    assert zeros_first.sum == pytest.approx(11.1111, rel=1e-4)
+    assert h[1].num == sum(h[1].counts) == 9 and h[1].counts[0] == 0  # no zeros; one value: all in one bin
+
+
+def test_the_probes_record_per_feature_variances_binned_on_a_log_scale():
+    tr = trainer_for("model.depth=2", "norm=none", "placement=post")
+    with torch.no_grad():
+        tr.model.block1.linear.bias[:64] = -1e3  # half the units never fire: variance 0 after the ReLU
+    got = tr.probes.measure()
+    h = got["act/block1/pre_norm/feature_var"]  # placement=post: the norm's input is the ReLU's output
+    assert h.edges[0] == 0 and h.counts[0] >= 64 and h.num == 128
+    inner = np.array(h.edges[1:])
+    assert np.allclose(inner[1:] / inner[:-1], inner[1] / inner[0], rtol=1e-3)

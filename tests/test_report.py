@@ -262,6 +262,36 @@ def test_groups_come_from_the_config_that_varies_not_from_directory_names(report
     assert "4 of 4 runs, 2 seeds" in out
 
 
+def test_a_key_left_out_of_by_is_pooled_said_and_counted_by_seeds(report, tmp_path):
+    """--by norm over two placements: each seed's runs are averaged first, so n is 2 seeds,
+    not 4 runs; the terminal and the page say which key was pooled."""
+    from scipy import stats
+
+    sweep = write_sweep(tmp_path / "s")
+    accs = {("bn", "pre", 0): 0.95, ("bn", "post", 0): 0.97, ("bn", "pre", 1): 0.96, ("bn", "post", 1): 0.99}
+    for (norm, placement, seed), acc in accs.items():
+        write_run(sweep / f"{norm}{placement}{seed}", norm=norm, placement=placement, seed=seed, final_val_acc=acc)
+    for seed, acc in ((0, 0.90), (1, 0.92)):
+        write_run(sweep / f"none{seed}", norm="none", seed=seed, final_val_acc=acc)
+    code, out, err = report(sweep, "--by", "norm", "--no-pictures")
+    assert code == 0, err
+    table = pd.read_csv(sweep / "report" / "summary.csv").set_index("norm")
+    seed_means = [np.mean([accs["bn", p, seed] for p in ("pre", "post")]) for seed in (0, 1)]  # 0.96, 0.975
+    assert table.loc["bn", ["runs", "values", "seeds"]].tolist() == [4, 4, 2]
+    assert table.loc["bn", "final val acc mean"] == pytest.approx(np.mean(seed_means))
+    assert table.loc["bn", "final val acc std"] == pytest.approx(np.std(seed_means, ddof=1))
+    expected = stats.ttest_ind(seed_means, [0.90, 0.92], equal_var=False)  # n = 2 seeds a group
+    assert table.loc["bn", "p"] == pytest.approx(expected.pvalue)
+    lo, hi = t_interval(seed_means)
+    assert (table.loc["bn", "final val acc CI low"], table.loc["bn", "final val acc CI high"]) == pytest.approx(
+        (lo, min(hi, 1.0)))
+    said = "pooled: placement varies within the groups (not grouped on): each group's runs of one seed are averaged"
+    assert said in out and "--by norm,placement compares them apart" in out
+    assert said in html.unescape((sweep / "report" / "report.html").read_text())
+    code, out, _ = report(sweep, "--out", tmp_path / "apart", "--no-pictures")  # grouped by both: nothing pooled
+    assert "grouped by: norm, placement" in out and "pooled:" not in out
+
+
 def test_without_a_path_it_reports_the_newest_sweep_under_outputs(report, tmp_path):
     old = write_sweep(tmp_path / "outputs" / "multirun" / "2026-11-24" / "09-00-00")  # newer name, older file
     new = write_sweep(tmp_path / "outputs" / "multirun" / "exp" / "2026-11-23" / "08-00-00")
@@ -562,6 +592,41 @@ def _browser():
     return webdriver, Service
 
 
+def wide_sweep(root: Path) -> Path:
+    """The widest answer a table gives: three grouping keys, a result on the log scale (a
+    ratio with its interval), qualified verdicts and what they rest on."""
+    sweep = write_sweep(root / "wide")
+    for norm in ("bn", "ln", "none"):
+        for placement in ("pre", "post"):
+            for dropout in (0.0, 0.3):
+                for seed in range(3):
+                    status = "diverged" if (norm, seed) == ("ln", 2) else "failed" if (norm, seed) == ("bn", 2) \
+                        else "completed"
+                    write_run(sweep / f"{norm}{placement}{dropout}{seed}", norm=norm, placement=placement,
+                              dropout=dropout, seed=seed, status=status, final_val_acc=0.9 + 0.01 * seed,
+                              final_train_loss=0.05 * (1 + seed + (norm == "bn")))
+    return sweep
+
+
+def _chromium(webdriver, Service, profile: Path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-default-apps", "--disable-extensions", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+# where each column of a table ends, from the table's left edge, and how wide the page's content is
+COLUMNS = ("const t = document.querySelector(arguments[0]); const left = t.getBoundingClientRect().left;"
+           "return [Array.from(t.tHead.rows[0].cells)"
+           ".map(c => [c.textContent, c.getBoundingClientRect().right - left]),"
+           " t.parentElement.clientWidth, t.parentElement.scrollWidth, window.innerWidth]")
+
+
 @pytest.mark.slow
 def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_path):
     webdriver, Service = _browser()
@@ -570,16 +635,10 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
     page = tmp_path / "copy" / "report.html"  # alone in a directory: it needs nothing beside it
     page.parent.mkdir()
     shutil.copy(sweep / "report" / "report.html", page)
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--disable-extensions",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    wide = wide_sweep(tmp_path)
+    assert main(["report", str(wide), "--metric", "final_train_loss", "--no-pictures"]) == 0
+    driver = _chromium(webdriver, Service, tmp_path / "profile")
     try:
-        driver.set_page_load_timeout(60)
         driver.set_window_size(1600, 1000)
         driver.get(page.as_uri())
         # how many lines each cell of the main table takes at 1600 px: its height over one line's
@@ -599,6 +658,13 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
         resources = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)")
         title = driver.title
+        # the answer without scrolling sideways, in a 1,400 px wide window: the real sweep's, and the widest
+        driver.set_window_size(1400, 1000)
+        answers = {}
+        for name, url in (("real", page.as_uri()), ("wide", (wide / "report" / "report.html").as_uri())):
+            driver.get(url)
+            answers[name] = driver.execute_script(COLUMNS, "#summary")
+        details = driver.execute_script(COLUMNS, "#details")[0]
     finally:
         driver.quit()
     assert len(images) == len(PICTURES)
@@ -610,6 +676,18 @@ def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_
     assert lines and max(lines) < 1.9, lines  # no number wraps onto a second line
     assert len(links) == 4 and all(link.startswith("../") and link.endswith("/") for link in links)  # each run
     assert title.startswith("normbench report")
+    for name, (columns, box, scrolled, window) in answers.items():
+        ends = dict(columns)
+        assert window == 1400 and scrolled <= box <= 1400, (name, box, scrolled)  # nothing off to the right
+        effect = "Δ final val acc vs baseline [95% CI]" if name == "real" else \
+            "ratio final train loss vs baseline (geometric means) [95% CI]"
+        for column in ("seeds", effect, "p (Holm)", "after Holm"):
+            assert ends[column] <= 1400, (name, column, ends)
+        assert list(ends)[-3:] == (["p (Holm)", "after Holm", "verdicts rest on"] if name == "wide" else
+                                   [effect, "p (Holm)", "after Holm"]), (name, list(ends))
+    # everything else is in the second table, settings first
+    assert [c for c, _ in details][:4] == ["norm", "placement", "dropout", "diverged/failed/interrupted"]
+    assert {"p", "method", "CI excludes 1", "seeds for 80% power (rough)"} <= {c for c, _ in details}
 
 
 def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, monkeypatch):
@@ -619,9 +697,10 @@ def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, 
 
     monkeypatch.chdir(mixed_sweep)
     loaded = load.load([mixed_sweep])
-    done = loaded.runs[loaded.runs.status == "completed"]
-    groups = done.set_index("run_dir")["config.norm.name"]
-    agg = plots.aggregate(positions(loaded.metrics, loaded.runs, "steps"), groups).set_index(["group", "tag", "x"])
+    done = loaded.runs[loaded.runs.status == "completed"].set_index("run_dir")
+    seeds = plots.per_seed(positions(loaded.metrics, loaded.runs, "steps"), done["config.norm.name"],
+                           done["config.seed"])
+    agg = plots.aggregate(seeds).set_index(["group", "tag", "x"])
     runs = summaries(mixed_sweep)
     for norm in ("bn", "none"):
         mine = runs[(runs.norm == norm) & (runs.status == "completed")]

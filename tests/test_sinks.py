@@ -2,6 +2,7 @@
 summary scalars, and the Custom Scalars layout."""
 
 import math
+import re
 
 from normbench.hparams import values
 from normbench.run import summary_scalars
@@ -22,14 +23,30 @@ def test_summary_scalars_leave_out_what_was_not_measured():
     assert summary_scalars(fields) == {"summary/best_val_acc": 0.9}
 
 
-def test_custom_scalars_charts_hold_one_quantity_each():
-    charts = layout(["block1.linear", "block1.norm", "head"], ["block1", "block2"])
-    overview = charts["results (a line per run)"]
-    assert overview["total gradient norm"] == ["Multiline", [r"^grad_norm/total$"]]
-    per_layer = charts["gradient norm per layer"]
-    assert list(per_layer) == ["grad_norm/block1.linear", "grad_norm/block1.norm", "grad_norm/head"]
-    assert per_layer["grad_norm/block1.norm"] == ["Multiline", [r"^grad_norm/block1\.norm$"]]
-    # no chart matches more than one tag: in a sweep it draws one line per run
-    for category in charts.values():
-        for _, (kind, patterns) in category.items():
-            assert kind == "Multiline" and len(patterns) == 1 and patterns[0].startswith("^")
+def test_custom_scalars_show_the_results_first_and_only_what_was_recorded():
+    recorded = ["train/loss", "train/acc", "grad_norm/stem.conv", "grad_norm/stage1.block1.norm1", "grad_norm/head",
+                "grad_norm/total", "act/stem/pre_norm/std", "act/stage1.block1.norm1/pre_norm/std",
+                "act/stem/pre_norm/feature_var_mean", "act/stem/dead", "val/acc", "val/loss", "lr"]
+    categories = {c.title: c for c in layout(recorded).category}
+    charts = {title: [(ch.title, list(ch.multiline.tag)) for ch in cat.chart] for title, cat in categories.items()}
+    # up front, open: one chart per result, a line per run
+    first = layout(recorded).category[0]
+    assert first.title == "results (a line per run)" and not first.closed
+    assert [t for t, _ in charts[first.title]] == ["validation accuracy (eval mode)", "training loss",
+                                                  "validation loss", "total gradient norm", "learning rate"]
+    assert dict(charts[first.title])["total gradient norm"] == [r"^grad_norm/total$"]
+    # per layer and per site: a category each, closed until clicked, a chart per place, in the order recorded
+    assert all(c.closed for c in layout(recorded).category[1:])
+    assert charts["gradient norm of each layer"] == [
+        ("grad_norm/stem.conv", [r"^grad_norm/stem\.conv$"]),
+        ("grad_norm/stage1.block1.norm1", [r"^grad_norm/stage1\.block1\.norm1$"]),
+        ("grad_norm/head", [r"^grad_norm/head$"])]
+    assert [t for t, _ in charts["std entering each norm"]] == ["act/stem/pre_norm/std",
+                                                                "act/stage1.block1.norm1/pre_norm/std"]
+    assert [t for t, _ in charts["dead (ReLU) units at each norm site"]] == ["act/stem/dead"]
+    # nothing that was not recorded: no chart would say "Matches (0)"
+    assert set(categories) == {"results (a line per run)", "gradient norm of each layer", "std entering each norm",
+                               "dead (ReLU) units at each norm site"}
+    tags = [t for cat in layout(recorded).category for ch in cat.chart for t in ch.multiline.tag]
+    assert all(any(re.fullmatch(t, r) for r in recorded) for t in tags)
+    assert all(sum(bool(re.fullmatch(t, r)) for r in recorded) == 1 for t in tags)  # one line per run

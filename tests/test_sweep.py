@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,17 @@ def test_a_parallel_sweep_names_each_job_by_what_varies(workdir):
         assert (s["config"]["norm"]["name"], s["config"]["seed"]) == (norm.split("=")[1], int(seed.split("=")[1]))
         assert s["threads"] == 1  # as many jobs as cores: one torch thread each
         assert (sweep / name / "metrics.csv").exists() and list((sweep / name).glob("events.out.tfevents.*"))
-    assert "Joblib.Parallel(n_jobs=-1," in proc.stdout + proc.stderr  # one job per core
+    # Hydra's launcher lines (one job per core) go to the sweep's log, not the terminal
+    assert "Joblib.Parallel(n_jobs=-1," in (sweep / "multirun.log").read_text()
+    assert "Joblib" not in proc.stdout + proc.stderr and "HYDRA" not in proc.stdout + proc.stderr
+    # the terminal: what will run before the workers start, then each job as it ends with where the sweep is
+    out = proc.stdout.splitlines()
+    assert re.match(r"4 jobs; \d+ at a time; starting the worker processes", out[0])
+    ended = [line for line in out if line.startswith("completed norm=")]
+    assert [re.search(r"; (\d)/4 done", line).group(1) for line in ended] == ["1", "2", "3", "4"]
+    assert all(re.search(r"\(\d+\.\d s\); \d/4 done, ~\d+ (s|min) left$", line) for line in ended[:3])
+    assert ended[3].endswith("; 4/4 done") and out.index(ended[3]) < out.index(next(x for x in out if
+                                                                                    x.startswith("sweep: 4 completed")))
     # each job ran with the config the sweeper checked, numbered as Hydra numbers jobs
     ran = {name: OmegaConf.load(sweep / name / ".hydra" / "hydra.yaml").hydra.job for name in summaries}
     assert sorted(job.num for job in ran.values()) == [0, 1, 2, 3]
@@ -402,10 +413,13 @@ def test_the_hparams_tab_opens_on_what_the_sweep_varies(norm_by_placement):
     assert list(content) == ["_hparams_/experiment"]  # one experiment config, the sweep's
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     infos = {h.name: h for h in experiment.hparam_infos}
-    assert [h.name for h in experiment.hparam_infos][:3] == ["norm.name", "placement", "seed"]  # what varies, first
+    # what varies, marked so (TensorBoard sorts by the mark and ticks the first five), then status
+    assert [h.name for h in experiment.hparam_infos] == ["norm.name", "placement", "seed", "status"]
+    assert [h.differs for h in experiment.hparam_infos] == [True, True, True, False]
     assert [v.string_value for v in infos["placement"].domain_discrete.values] == ["n/a", "post", "pre"]
     assert [v.number_value for v in infos["seed"].domain_discrete.values] == [0, 1]  # integers, discrete
-    assert "norm.momentum" in infos and "model.depth" in infos  # a key only bn has; a constant one
+    # a key only bn has (it changes only with the norm) and a constant one would take those places
+    assert "norm.momentum" not in infos and "model.depth" not in infos
     assert {m.name.tag for m in experiment.metric_infos} >= {"val/acc", "summary/best_val_acc"}
     run = EventAccumulator(str(cwd / "s" / "norm=bn,placement=pre,seed=0"))
     run.Reload()
@@ -413,3 +427,20 @@ def test_the_hparams_tab_opens_on_what_the_sweep_varies(norm_by_placement):
     start = plugin_data_pb2.HParamsPluginData.FromString(
         run.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["norm.name"].string_value == "bn" and start.hparams["seed"].number_value == 0
+
+
+def test_progress_counts_each_job_once_whatever_the_order_they_end_in(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from normbench.sweep import progress
+
+    assert progress.ended(tmp_path, "job0") == ""  # no plan (a run outside a sweep): nothing to say
+    progress.start(tmp_path, 12)
+    with ThreadPoolExecutor(6) as pool:  # jobs ending at once, each with the file open on its own
+        said = list(pool.map(lambda i: progress.ended(tmp_path, f"job{i}"), range(12)))
+    done = sorted(int(re.match(r"(\d+)/12 done", line).group(1)) for line in said)
+    assert done == list(range(1, 13))
+    assert sum(line == "12/12 done" for line in said) == 1
+    assert all(re.fullmatch(r"\d+/12 done, ~\d+ s left", line) for line in said if line != "12/12 done")
+    assert progress.ended(tmp_path, "job3") == "12/12 done"  # a job that says so twice is counted once
+    assert [progress.duration(s) for s in (0.2, 40, 95, 5000, 9000)] == ["1 s", "40 s", "2 min", "83 min", "2.5 h"]

@@ -127,14 +127,15 @@ def run(argv: list[str]) -> int:
     positions(loaded.metrics, runs, x)  # a run without what --x needs is refused before anything is written
     out = args.out or _default_out(paths)
     _make_out(out)
-    return _write(out, args, argv, loaded, axes, summary, facts(loaded, axes, summary, args.paired),
+    pooled = table.pooled(runs, loaded.config_keys, axes)
+    return _write(out, args, argv, loaded, axes, summary, facts(loaded, axes, summary, args.paired, pooled),
                   lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, args.metric, out, x))
 
 
 def _write(out, args, argv, loaded, axes, summary, facts_, pictures) -> int:
     from . import load, page
     from .table import short
-    from .text import markdown, readable, write_csv
+    from .text import answer, markdown, readable, write_csv
 
     runs = loaded.runs
     write_csv(summary.table, out / "summary.csv")
@@ -148,7 +149,8 @@ def _write(out, args, argv, loaded, axes, summary, facts_, pictures) -> int:
     drawn = pictures()
     command = "normbench report " + " ".join(shlex.quote(a) for a in argv)
     html_path = page.write(out, title=f"normbench report: {METRICS[args.metric].label}", command=command.strip(),
-                           readable=md, baseline_row=list(summary.table["group"]).index(summary.baseline), facts=facts_,
+                           tables=answer(md, summary, axes, args.metric),
+                           baseline_row=list(summary.table["group"]).index(summary.baseline), facts=facts_,
                            pictures=drawn, loaded=loaded, metric=args.metric)
     compact = readable(summary, axes, args.metric, compact=True)
     print("\n".join(facts_))

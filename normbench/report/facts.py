@@ -11,6 +11,8 @@ from ..identity import NOT_APPLICABLE
 from ..rundir import STATUSES, is_management
 from .table import short, value_text
 
+METHODS = "intervals: "  # how the line on the methods begins
+
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``1 run``, ``2 runs``."""
@@ -26,9 +28,10 @@ def warn(loaded) -> None:
               f"of the means", file=sys.stderr)
 
 
-def facts(loaded, axes: list[str], summary, paired: bool) -> list[str]:
-    """What the report says before its table: the runs, how they were grouped and
-    compared, and the methods (``summary``: table.Summary)."""
+def facts(loaded, axes: list[str], summary, paired: bool, pooled: list[str] = ()) -> list[str]:
+    """What the report says before its table: the runs, how they were grouped (and which
+    keys that vary each group pools), how they were compared, and the methods
+    (``summary``: table.Summary)."""
     runs = loaded.runs
     counts = runs["status"].value_counts()
     status = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
@@ -42,8 +45,13 @@ def facts(loaded, axes: list[str], summary, paired: bool) -> list[str]:
         same, as_ = loaded.duplicates[0]
         out.append(f"{plural(len(loaded.duplicates), 'run')} repeating another's settings and seed (a setting its "
                    f"norm ignores, or the same run found twice) counted once, e.g. {same} = {as_}")
-    out += [f"grouped by: {', '.join(short(a) for a in axes) or '(nothing varies: one group)'}",
-            f"baseline: {summary.baseline}",
+    out.append(f"grouped by: {', '.join(short(a) for a in axes) or '(nothing varies: one group)'}")
+    if pooled:
+        keys = ", ".join(short(k) for k in pooled)
+        out.append(f"pooled: {keys} {'varies' if len(pooled) == 1 else 'vary'} within the groups (not grouped on): "
+                   f"each group's runs of one seed are averaged first (on the result's scale), so a group's n is "
+                   f"its number of seeds; --by {','.join(short(k) for k in [*axes, *pooled])} compares them apart")
+    out += [f"baseline: {summary.baseline}",
             f"target accuracy (steps/seconds to target): {target}",
             _methods(summary, paired, runs["group"].nunique() - 1)]
     if summary.off_log:
@@ -64,7 +72,7 @@ def _methods(summary, paired: bool, others: int) -> str:
     planning = f" over {summary.comparisons} comparisons (Bonferroni)" if summary.comparisons > 1 else ""
     divergence = (f"; diverged runs: Fisher's exact test of each group's share against the baseline's, Holm-adjusted "
                   f"over {plural(summary.divergence_tests, 'test')}" if summary.divergence_tests else "")
-    return (f"intervals: 95% t-intervals of each mean over its completed runs{scale}; the difference to the baseline: "
+    return (f"{METHODS}95% t-intervals of each mean over its completed runs{scale}; the difference to the baseline: "
             f"Welch's interval where both groups hold as many values, Banerjee's (conservative) where they do not"
             f"{pairing}, two-sided; p Holm-adjusted over {family}; a verdict is conditional where runs diverged and "
             f"incomplete where runs failed or were interrupted{divergence}; seeds for 80% power: rough, per group, "

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .facts import plural, shared_settings
+from .facts import METHODS, plural, shared_settings
 from .plots import Picture
 from .metrics import METRICS
 
@@ -21,8 +21,11 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1500px; 
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top; }
+th { max-width: 14em; }
 td { white-space: nowrap; }
 td.text { white-space: normal; max-width: 40em; }
+td.yes { font-weight: bold; }
+#summary { font-size: 0.95em; }
 th { background: #f3f3f3; }
 tr.baseline td { background: #fff8e0; }
 tr.failed td, tr.interrupted td { color: #a00; }
@@ -37,12 +40,20 @@ def _esc(value) -> str:
     return html.escape(str(value))
 
 
+def _cell(column: str, value) -> str:
+    """A table cell: what a verdict rests on wraps; a verdict that resolved is bold."""
+    text = str(value)
+    cls = ' class="text"' if column == "verdicts rest on" else \
+        ' class="yes"' if column == "after Holm" and text.startswith("yes") else ""
+    return f"<td{cls}>{_esc(text)}</td>"
+
+
 def _table_html(frame: pd.DataFrame, baseline_row: int | None, table_id: str = "summary") -> str:
     head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
     rows = []
     for i, row in enumerate(frame.itertuples(index=False)):
         cls = ' class="baseline"' if i == baseline_row else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>")
+        rows.append(f"<tr{cls}>" + "".join(_cell(c, v) for c, v in zip(frame.columns, row, strict=True)) + "</tr>")
     return (f'<div class="scroll"><table id="{table_id}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
             + "\n".join(rows) + "\n</tbody>\n</table></div>")
 
@@ -75,8 +86,11 @@ def _runs_html(runs: pd.DataFrame, out: Path, metric: str) -> str:
             + "\n</tbody></table></div>")
 
 
-def write(out: Path, *, title: str, command: str, readable: pd.DataFrame, baseline_row: int | None,
+def write(out: Path, *, title: str, command: str, tables: tuple[pd.DataFrame, pd.DataFrame], baseline_row: int | None,
           facts: list[str], pictures: list[Picture], loaded, metric: str) -> Path:
+    """The page: what was compared, the answer (text.answer's first table) where a reader
+    looks first, how to read it and its methods, every other result in a second table,
+    then the settings, the pictures and every run."""
     runs = loaded.runs.assign(seed=loaded.runs.get("config.seed"))
     runs["error"] = runs["error"].where(runs["error"].notna(), None)
     versions = sorted(set(runs.get("versions", pd.Series(dtype=object)).dropna()))
@@ -87,8 +101,9 @@ def write(out: Path, *, title: str, command: str, readable: pd.DataFrame, baseli
         f"<style>{STYLE}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
         f"<p><code>{_esc(command)}</code></p>",
-        "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in facts) + "</ul>",
+        "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in facts if not f.startswith(METHODS)) + "</ul>",
         "<h2>Summary</h2>",
+        _table_html(tables[0], baseline_row),
         "<p class=\"note\">One row per configuration group, best first. Mean ± standard deviation "
         "[95% t-interval] over the completed runs (losses, steps and times: geometric mean ×/÷ geometric standard "
         "deviation, on the log scale); diverged, failed and interrupted runs are counted, not averaged in, and "
@@ -97,9 +112,11 @@ def write(out: Path, *, title: str, command: str, readable: pd.DataFrame, baseli
         "p-value and the p-value after Holm's correction for the comparisons made; a verdict is <i>conditional</i> "
         "where runs diverged (it holds for the runs that survived; how often each group diverged is compared on its "
         "own) and <i>incomplete</i> where runs failed or were interrupted. Where a comparison does not resolve, a "
-        "rough figure of the seeds per group a difference of its size would need. The same numbers are in "
-        "summary.csv and summary.md.</p>",
-        _table_html(readable, baseline_row),
+        "rough figure of the seeds per group a difference of its size would need (in the table below, with every "
+        "other result). The same numbers are in summary.csv and summary.md.</p>",
+        *[f"<p class=\"note\">{_esc(f)}</p>" for f in facts if f.startswith(METHODS)],
+        "<h3>Every result</h3>",
+        _table_html(tables[1], baseline_row, "details"),
         "<h2>Settings every run shares</h2>",
         "<p>" + (", ".join(f"<code>{_esc(s)}</code>" for s in shared_settings(runs)) or "none") + "</p>",
         "<p class=\"note\">Versions: " + (_esc("; ".join(versions)) or "not recorded") + "</p>",

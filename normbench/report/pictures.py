@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import load
 from .activations import activations
-from .plots import Picture, aggregate, curve, distribution, grad_norms
+from .plots import Picture, aggregate, curve, distribution, grad_norms, per_seed
 from .style import styles
 from .table import Summary, short, value_text
 from .xaxis import XAXES, positions
@@ -68,24 +68,26 @@ def draw(prepared, loaded, summary: Summary, axes: list[str], metric: str, out: 
                 for g, row in zip(table["group"], table[[short(k) for k in axes]].itertuples(index=False),
                                   strict=True)}
     st = styles(settings, order)
-    done = runs[runs["status"] == "completed"]
-    agg = aggregate(positions(loaded.metrics, runs, x), done.set_index("run_dir")["group"])
+    done = runs[runs["status"] == "completed"].set_index("run_dir")
+    seeds = per_seed(positions(loaded.metrics, runs, x), done["group"], done.get("config.seed"))
+    agg = aggregate(seeds)
     xaxis = XAXES[x]
     block, hists = prepared
     pictures = [
-        curve(agg, "val/acc", "validation accuracy (fraction)", order, st, out / "val_acc.png", "Validation accuracy",
-              xaxis, bounds=(0.0, 1.0)),
-        curve(agg, "train/loss", "training loss (cross-entropy, nats)", order, st, out / "train_loss.png",
+        curve(agg, seeds, "val/acc", "validation accuracy (fraction)", order, st, out / "val_acc.png",
+              "Validation accuracy", xaxis, bounds=(0.0, 1.0)),
+        curve(agg, seeds, "train/loss", "training loss (cross-entropy, nats)", order, st, out / "train_loss.png",
               "Training loss", xaxis, log=True),
-        grad_norms(agg, order, out / "grad_norms.png", xaxis),
-        distribution(runs, table, metric, summary.scales[metric], summary.baseline, out / f"{metric}_per_seed.png"),
+        grad_norms(agg, order, out / "grad_norms.png", xaxis, layers=list(dict.fromkeys(loaded.metrics["tag"]))),
+        distribution(runs, table, metric, summary.scales[metric], summary.baseline, out / f"{metric}_per_seed.png",
+                     st),
         activations(hists, block or "block2", order, out / "activations.png"),
     ]
     for tag, label in LANDSCAPE.items():  # only when runs recorded the loss-landscape probe
         if (agg["tag"] == tag).any():
             name = tag.replace("/", "_") + ".png"
-            positive = bool((agg.loc[agg["tag"] == tag, "mean"] > 0).all())
-            pictures.append(curve(agg, tag, label, order, st, out / name, f"Loss landscape: {label}", xaxis,
+            positive = bool((seeds.loc[seeds["tag"] == tag, "value"] > 0).all())
+            pictures.append(curve(agg, seeds, tag, label, order, st, out / name, f"Loss landscape: {label}", xaxis,
                                   log=positive))
     for p in pictures:
         if not p.drawn:

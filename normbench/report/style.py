@@ -1,8 +1,14 @@
 """How the report's pictures encode groups and draw their axes.
 
-- Colour encodes the first grouping key, line style the second; with a third key (or more
-  than four values of the second) the groups are split into panels, so no two groups
-  share a colour and a style in one panel.
+- Colour encodes the norm when the groups differ by it (else the first grouping key), line
+  style the next key; with another key (or more than four values of the second) the
+  groups are split into panels, so no two groups share a colour and a style in one panel.
+- A norm has one colour in every picture of every report, whatever the grouping and the
+  results: ``NORM_COLORS``, keyed by the option's name (``bn_ghost`` is not ``bn``). Other
+  keys' values take colours in their own sorted order, never in the table's (best first)
+  order, so that the same values get the same colours in the next report.
+- A setting a group's norm ignores (``n/a``) has a line style of its own, and the legend
+  says it.
 - Every axis gets tick labels inside its limits and a label naming its scale; log axes get
   plain labels (0.1, 0.2, 0.5) at 1-2-5 steps, or fewer per decade over a wide range.
 - Text from a run (a group's label) is drawn literally: a ``$`` does not start mathtext.
@@ -18,6 +24,10 @@ import numpy as np
 from ..identity import NOT_APPLICABLE
 
 LINESTYLES = ["-", "--", ":", "-."]
+# one colour per norm option (conf/norm/*.yaml), in every picture and every report
+NORM_COLORS = {"bn": "tab:blue", "bn_ghost": "tab:cyan", "brn": "tab:purple", "ln": "tab:green", "rms": "tab:olive",
+               "in": "tab:brown", "gn": "tab:orange", "gn_ws": "tab:pink", "wn": "tab:red", "none": "black"}
+COLOR_KEY = "norm"
 MAX_PANELS = 12  # panels a picture draws (the first in table order): each costs about 0.1 s
 
 
@@ -52,42 +62,80 @@ class Styles:
     panels: list[str]  # panel titles in order ([""]: one panel)
 
 
+def _sorted(values: list[str]) -> list[str]:
+    """Values in their own order: numbers by value, text alphabetically; n/a last."""
+    def key(v: str):
+        try:
+            return (0, float(v), "")
+        except ValueError:
+            return (1 + (v == NOT_APPLICABLE), 0.0, v)
+    return sorted(values, key=key)
+
+
+def palette(key: str, values: list[str]) -> dict[str, tuple]:
+    """A colour for each value of the colour key: a norm's from NORM_COLORS (a norm option
+    not in it, e.g. one of your own, takes a colour none of them uses); any other key's
+    in its values' sorted order."""
+    from matplotlib.colors import to_rgba
+
+    plt = pyplot()
+    if key == COLOR_KEY:
+        used = {to_rgba(c) for c in NORM_COLORS.values()}
+        spare = [c for c in plt.get_cmap("tab20").colors if to_rgba(c) not in used]
+        unknown = _sorted([v for v in values if v not in NORM_COLORS])
+        return {v: to_rgba(NORM_COLORS[v]) if v in NORM_COLORS else to_rgba(spare[unknown.index(v) % len(spare)])
+                for v in values}
+    ranked = _sorted(values)
+    cmap = plt.get_cmap("tab10" if len(ranked) <= 10 else "tab20")
+    return {v: cmap(ranked.index(v) % cmap.N) for v in values}
+
+
 def styles(settings: dict[str, dict[str, str]], order: list[str]) -> Styles:
     """Colour, line style and panel of each group, from its settings ``{group: {key:
     value}}`` (the grouping keys in order), groups in table order."""
-    plt = pyplot()
     keys = list(next(iter(settings.values()), {}))
-    values = {k: list(dict.fromkeys(settings[g][k] for g in order if settings[g][k] != NOT_APPLICABLE)) for k in keys}
-    color_key = keys[0] if keys else ""
-    style_key = keys[1] if len(keys) > 1 and len(values[keys[1]]) <= len(LINESTYLES) else ""
-    panel_keys = [k for k in keys[1:] if k != style_key]
-    first = values.get(color_key) or [g for g in order]
-    cmap = plt.get_cmap("tab10" if len(first) <= 10 else "tab20")
-    colors = {v: cmap(i % cmap.N) for i, v in enumerate(first)}
-    linestyles = {v: LINESTYLES[i] for i, v in enumerate(values.get(style_key, []))}
+    seen = {k: list(dict.fromkeys(settings[g][k] for g in order)) for k in keys}
+    color_key = COLOR_KEY if COLOR_KEY in keys else keys[0] if keys else ""
+    rest = [k for k in keys if k != color_key]
+    style_key = rest[0] if rest and len(seen[rest[0]]) <= len(LINESTYLES) else ""
+    panel_keys = [k for k in rest if k != style_key]
+    colors = palette(color_key, seen[color_key]) if color_key else palette("", list(order))
+    linestyles = {v: LINESTYLES[i] for i, v in enumerate(_sorted(seen.get(style_key, [])))}
     groups = {}
     for g in order:
         s = settings[g]
-        color = colors[s[color_key]] if color_key and s[color_key] in colors else colors.get(g, cmap(0))
+        color = colors[s[color_key]] if color_key else colors[g]
         panel = " ".join(f"{k}={s[k]}" for k in panel_keys if s[k] != NOT_APPLICABLE)
         groups[g] = GroupStyle(color, linestyles.get(s.get(style_key, ""), "-"), panel)
     panels = list(dict.fromkeys(groups[g].panel for g in order))
     return Styles(groups, color_key, colors if color_key else {}, style_key, linestyles, panels)
 
 
-def legend(ax_or_fig, st: Styles, order: list[str], **where) -> None:
-    """One legend: a colour per value of the first key and a line style per value of the
-    second; with one key (or none), a line per group."""
+def legend(ax_or_fig, st: Styles, order: list[str], spread: set[str] = frozenset(), mean: str = "mean",
+           **where) -> None:
+    """One legend: a colour per value of the colour key (in table order) and a line style
+    per value of the style key (``n/a``: a setting the norm ignores); with one key (or
+    none), a line per group. ``spread``: how the groups' spread is drawn (``seeds``: a thin
+    line per seed; ``band``: a shaded interval), each said once."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     if st.style_key:
         handles = [Line2D([], [], color=c, lw=2, label=literal(f"{st.color_key}={v}")) for v, c in st.colors.items()]
-        handles += [Line2D([], [], color="0.3", ls=ls, lw=1.6, label=literal(f"{st.style_key}={v}"))
+        handles += [Line2D([], [], color="0.3", ls=ls, lw=1.6, label=literal(
+            f"{st.style_key}={v}" + (" (no effect with that norm)" if v == NOT_APPLICABLE else "")))
                     for v, ls in st.linestyles.items()]
     else:
         handles = [Line2D([], [], color=st.groups[g].color, ls=st.groups[g].linestyle, lw=2, label=literal(g))
                    for g in order]
+    if spread:
+        handles.append(Line2D([], [], color="0.3", lw=2.2, label=f"thick: {mean} over seeds"))
+    if "seeds" in spread:
+        handles.append(Line2D([], [], color="0.3", lw=0.8, alpha=0.45, label="thin: one seed"))
+    if "band" in spread:
+        handles.append(Patch(color="0.3", alpha=0.15, lw=0, label="shaded: 95% t-interval"))
     ax_or_fig.legend(handles=handles, fontsize="small", **where)
+
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:

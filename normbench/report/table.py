@@ -128,11 +128,38 @@ def quantities(metric: str) -> list[str]:
     return list(QUANTITIES) + ([metric] if metric not in QUANTITIES else [])
 
 
-def _per_seed(done: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
-    """Each group's completed values of ``metric``, indexed by seed (finite values only)."""
-    seed = done["config.seed"] if "config.seed" in done else pd.Series(range(len(done)), index=done.index)
-    values = done.assign(_seed=seed)[["group", "_seed", metric]].dropna(subset=[metric])
-    return {g: d.set_index("_seed")[metric] for g, d in values.groupby("group")}
+def pooled(runs: pd.DataFrame, config_keys: list[str], axes: list[str]) -> list[str]:
+    """The keys that vary between the runs of a group: left out of the grouping (``--by
+    norm`` over two placements), so each group pools their values."""
+    if runs.empty:
+        return []
+    out = []
+    for k in resolve_axes(runs, config_keys, None):
+        if k in axes:
+            continue
+        text = runs[f"config.{k}"].map(value_text)
+        if text[text != NOT_APPLICABLE].groupby(runs["group"]).nunique().max() > 1:
+            out.append(k)
+    return out
+
+
+def _seeds(runs: pd.DataFrame) -> pd.Series:
+    """Each run's seed (runs without one in their config: each its own)."""
+    return runs["config.seed"] if "config.seed" in runs else pd.Series(range(len(runs)), index=runs.index)
+
+
+def _per_seed(done: pd.DataFrame, metric: str, scale: str = stats.LINEAR) -> dict[str, pd.Series]:
+    """Each group's completed values of ``metric`` (finite values only), one per seed: where
+    a group holds several runs of a seed (it pools a key that varies, see ``pooled``), their
+    mean on the metric's scale (on the log scale the geometric mean), so that a group's n
+    is its number of seeds, never its runs."""
+    values = done.assign(_seed=_seeds(done))[["group", "_seed", metric]].dropna(subset=[metric])
+    if scale == stats.LOG:
+        values[metric] = np.log(values[metric].astype(float))
+    means = values.groupby(["group", "_seed"])[metric].mean()
+    if scale == stats.LOG:
+        means = np.exp(means)
+    return {g: d.droplevel("group") for g, d in means.groupby(level="group")}
 
 
 def scale_of(done: pd.DataFrame, q: str) -> str:
@@ -162,14 +189,16 @@ class Summary:
     divergence_tests: int  # groups whose share of diverged runs was tested against the baseline's
 
 
-def _counts(runs: pd.DataFrame, table: pd.DataFrame, by_metric: dict[str, pd.Series]) -> None:
-    """Runs by status; the values of the metric that enter its mean, and their distinct seeds."""
+def _counts(runs: pd.DataFrame, table: pd.DataFrame, metric: str) -> None:
+    """Runs by status; the values of the metric that enter its mean (the completed runs
+    with a finite value), and their distinct seeds."""
     counts = pd.crosstab(runs["group"], runs["status"]).reindex(columns=list(STATUSES), fill_value=0)
     table["runs"] = runs.groupby("group").size()
     for status in STATUSES:
         table[status] = counts[status]
-    table["values"] = [len(by_metric.get(g, ())) for g in table.index]
-    table["seeds"] = [by_metric[g].index.nunique() if g in by_metric else 0 for g in table.index]
+    done = runs[(runs["status"] == "completed") & runs[metric].notna()]
+    table["values"] = done.groupby("group").size().reindex(table.index, fill_value=0)
+    table["seeds"] = _seeds(done).groupby(done["group"]).nunique().reindex(table.index, fill_value=0)
 
 
 def summarize(runs: pd.DataFrame, axes: list[str], metric: str, baseline: str | None,
@@ -181,8 +210,7 @@ def summarize(runs: pd.DataFrame, axes: list[str], metric: str, baseline: str | 
     for k in axes:
         table[short(k)] = settings.set_index("group")[f"config.{k}"].map(value_text)
     done = runs[runs["status"] == "completed"]
-    by_metric = _per_seed(done, metric)
-    _counts(runs, table, by_metric)
+    _counts(runs, table, metric)
     scales = {}
     for q in quantities(metric):
         if q == "train_eval_gap" and q != metric and not runs[q].notna().any():
@@ -190,12 +218,13 @@ def summarize(runs: pd.DataFrame, axes: list[str], metric: str, baseline: str | 
         if q == "steps_to_target":
             table["reached target"] = done.groupby("group")[q].count().reindex(table.index, fill_value=0)
         scales[q] = scale_of(done, q)
-        by_group = _per_seed(done, q)
+        by_group = _per_seed(done, q, scales[q])
         cols = quantity_columns(q, scales[q])
         values = [stats.mean_ci(by_group.get(g, pd.Series(dtype=float)).to_numpy(), scale=scales[q])[:4]
                   for g in table.index]
         table[cols] = pd.DataFrame(values, index=table.index, columns=cols)
         table[cols[2:]] = table[cols[2:]].clip(*METRICS[q].bounds)  # the true centre lies there: coverage kept
+    by_metric = _per_seed(done, metric, scales[metric])
     table, comparisons, tests = compare_with_baseline(table, by_metric, metric, scales[metric], base, paired)
     if METRICS[metric].per_val_sample and done.get("val_samples", pd.Series(dtype=float)).notna().any():
         samples = done.groupby("group")["val_samples"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else np.nan)

@@ -108,11 +108,30 @@ def readable(summary: Summary, axes: list[str], metric: str, compact: bool = Fal
         if q == "steps_to_target" and not compact:
             out["reached target"] = table["reached target"].astype(str)
         cols = [table[c].to_numpy(dtype=float) for c in quantity_columns(q, scale)]
-        s = SCALES[scale]
-        out[f"{m.label}: {s.center} {s.spread_sign} {s.spread} [95% CI]"] = [
-            cell(*v, m.digits, scale) for v in zip(*cols, strict=True)]
+        out[cell_column(q, scale)] = [cell(*v, m.digits, scale) for v in zip(*cols, strict=True)]
     _comparison(out, summary, metric, compact)
     return out
+
+
+def cell_column(q: str, scale: str) -> str:
+    """``final val acc: mean ± std [95% CI]``: the name of a result's text column."""
+    s = SCALES[scale]
+    return f"{METRICS[q].label}: {s.center} {s.spread_sign} {s.spread} [95% CI]"
+
+
+def answer(frame: pd.DataFrame, summary: Summary, axes: list[str], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``readable`` table as two, for a page a reader takes in without scrolling
+    sideways: the answer (the settings, the seeds, the metric's centre and interval, its
+    comparison with the baseline and that comparison's interval, p (Holm), the verdict
+    after Holm, and what the verdicts rest on where any is qualified), and the settings
+    with every other column."""
+    settings = [short(k) for k in axes] if axes else ["group"]
+    scale = summary.scales[metric]
+    first = [*settings, "seeds", cell_column(metric, scale), effect_columns(metric, scale)["effect"] + " [95% CI]",
+             "p (Holm)", "after Holm"]
+    if (frame["verdicts rest on"] != "-").any():
+        first.append("verdicts rest on")
+    return frame[first], frame[settings + [c for c in frame.columns if c not in first]]
 
 
 def _comparison(out: pd.DataFrame, summary: Summary, metric: str, compact: bool) -> None:

@@ -92,31 +92,32 @@ def run_job(cfg: DictConfig) -> dict:
     run_dir, sweep_dir = Path(hc.runtime.output_dir), Path(hc.sweep.dir)
     t0 = time.perf_counter()
     try:
-        summary = _job(cfg, hc, run_dir, sweep_dir)
+        summary, skipped = _job(cfg, hc, run_dir, sweep_dir)
     finally:
         _ignore_ctrl_c_between_jobs()
     if summary is not None:
-        _say(summary, run_dir, sweep_dir, time.perf_counter() - t0)
+        _say(summary, run_dir, sweep_dir, time.perf_counter() - t0, skipped)
     return summary.as_dict() if summary is not None else {}
 
 
-def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> Optional[Summary]:
+def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> tuple[Optional[Summary], bool]:
+    """The job's summary (None when another process holds its directory), and whether it
+    was skipped (finished earlier)."""
     from ..run import Place, train
     from ..signals import hand_on, stop_on_signals
     from .resources import launcher_kind, threads_for_job
 
     with ExitStack() as held, stop_on_signals() as (stop, previous):  # a job process must not die between jobs
         if stop_requested(sweep_dir):  # the sweep was stopped before this job began
-            return summary_or_none(run_dir) or _untrained(cfg, hc, run_dir, "interrupted", None)
+            return summary_or_none(run_dir) or _untrained(cfg, hc, run_dir, "interrupted", None), False
         try:
             held.callback(DirectoryLock(run_dir, "run directory").release)
         except UsageError as e:
             print(f"normbench: error: {shown(run_dir, sweep_dir)}: {e}", file=sys.stderr, flush=True)
-            return None
+            return None, False
         start = start_job(run_dir, resume=bool(cfg.resume))
         if start.skip is not None:
-            print(f"{start.skip.status} earlier, skipped: {shown(run_dir, sweep_dir)}", flush=True)
-            return start.skip
+            return start.skip, True
         local = launcher_kind(hc) == "local"
         place = Place(run_dir, list(hc.overrides.task), resume=start.resume_from is not None,
                       threads=threads_for_job(cfg.threads, hc), device=_gpu(cfg, local, sweep_dir, held),
@@ -124,9 +125,9 @@ def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> Optional[Summar
         try:
             summary = train(cfg, place, stop)
         except UsageError as e:  # recorded in its own directory; the rest of the sweep goes on
-            return _untrained(cfg, hc, run_dir, "failed", str(e))
+            return _untrained(cfg, hc, run_dir, "failed", str(e)), False
         except RunFailed:
-            return summary_or_none(run_dir) or _untrained(cfg, hc, run_dir, "failed", "failed before training")
+            return summary_or_none(run_dir) or _untrained(cfg, hc, run_dir, "failed", "failed before training"), False
         except NothingToDo:  # killed between its last checkpoint and its summary: trained again
             clear_attempt(run_dir)
             summary = train(cfg, dataclasses.replace(place, resume=False), stop)
@@ -134,7 +135,7 @@ def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> Optional[Summar
             hand_on(stop, previous)  # submitit's "time is up": it requeues the job, which resumes
             if local:  # Ctrl-C in a local sweep: the jobs that have not started will not
                 request_stop(sweep_dir)
-        return summary
+        return summary, False
 
 
 def _gpu(cfg: DictConfig, local: bool, sweep_dir: Path, held: ExitStack) -> Optional[str]:
@@ -147,14 +148,19 @@ def _gpu(cfg: DictConfig, local: bool, sweep_dir: Path, held: ExitStack) -> Opti
     return f"cuda:{held.enter_context(gpu_slot(sweep_dir, gpus, cfg.jobs_per_gpu))}" if gpus >= 2 else None
 
 
-def _say(s: Summary, run_dir: Path, sweep_dir: Path, seconds: float) -> None:
-    """One line per job: the sweep prints the tally and where things are."""
+def _say(s: Summary, run_dir: Path, sweep_dir: Path, seconds: float, skipped: bool) -> None:
+    """One line per job, with where the sweep is (``3/14 done, ~20 s left``): the sweep
+    prints the tally and where things are."""
+    from .progress import ended
+
     done = {"completed": f"val/acc {s.final_val_acc:.4f}" if s.final_val_acc is not None else "",
             "diverged": f"at step {s.diverged_at_step}", "failed": s.error or "",
             "interrupted": f"after {s.steps} steps"}[s.status]
-    line = f"{s.status} {shown(run_dir, sweep_dir)}: {done} ({s.wall_time_s or seconds:.1f} s)"
+    line = (f"{s.status} earlier, skipped: {shown(run_dir, sweep_dir)}" if skipped else
+            f"{s.status} {shown(run_dir, sweep_dir)}: {done} ({s.wall_time_s or seconds:.1f} s)")
     log.info(line)
-    print(line, flush=True)
+    where = ended(sweep_dir, run_dir.name)
+    print(line + (f"; {where}" if where else ""), flush=True)
 
 
 def _ignore_ctrl_c_between_jobs() -> None:

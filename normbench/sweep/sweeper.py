@@ -35,7 +35,7 @@ from ..errors import SweepFailed, UsageError
 from ..identity import canonical
 from ..overrides import key
 from ..rundir import SWEEP_CONFIG, DirectoryLock, flat, remove_empty_dirs, shown, summary_or_none, usable_dir
-from . import grid
+from . import grid, progress
 from .job import clear_stop, request_stop, stop_requested
 from .resources import launcher_kind
 from .resume import HYDRA_SET_HERE
@@ -72,6 +72,9 @@ class Sweep:
 
         write_experiment(sweep_dir, [configs[j.name] for j in unique], [_hparam_key(k) for k in varying])
         clear_stop(sweep_dir)  # an earlier Ctrl-C of this sweep
+        progress.start(sweep_dir, len(unique))
+        print(f"{len(jobs)} jobs" + (f", {len(unique)} to run ({len(duplicates)} repeating another: not trained)"
+                                     if duplicates else "") + f"; {self._how(len(unique))}", flush=True)
         returned: dict[str, object] = {}
         with self._gentle_stop(sweep_dir) as stopped:
             try:
@@ -84,6 +87,19 @@ class Sweep:
         lock.release()
         self._end(jobs, duplicates, returned, sweep_dir, stopped, t0)
         return [list(returned.values())]
+
+    def _how(self, jobs: int) -> str:
+        """How the jobs will run, said before the first one ends (starting the workers takes
+        seconds of silence otherwise)."""
+        launcher = self.config.hydra.launcher
+        if launcher_kind(self.config.hydra) == "submitit":
+            return "submitting them through Hydra's submitit launcher"
+        if "joblib" not in str(launcher.get("_target_", "")).lower():
+            return "one after another in this process"
+        import joblib
+
+        at_once = min(jobs, joblib.effective_n_jobs(launcher.get("n_jobs") or -1))
+        return f"{at_once} at a time; starting the worker processes (each imports torch first: a few seconds)"
 
     def _checked(self, jobs: list[grid.Job], sweep_dir: Path) -> dict:
         """Each job's resolved config (hydra aside), after checking it."""
@@ -180,20 +196,21 @@ def same_runs(jobs: list[grid.Job], configs: dict) -> tuple[list[grid.Job], dict
         identity = json.dumps({k: v for k, v in canonical(config).items() if k != "resume"}, sort_keys=True,
                               default=str)
         if identity in first:
-            duplicates[i] = (first[identity], _why(config))
+            duplicates[i] = (first[identity], _why(config, configs[first[identity]]))
         else:
             first[identity] = job.name
             unique.append(job)
     return unique, duplicates
 
 
-def _why(config: dict) -> str:
-    """Why a job is the same run as another: the settings that cannot change its network."""
-    same = flat(canonical(config))
-    moot = [k for k, v in flat(config).items() if k in same and same[k] != v]
+def _why(config: dict, same_as: dict) -> str:
+    """Why a job is the same run as ``same_as``: the settings in which they differ, none of
+    which can change the network."""
+    mine, theirs = flat(config), flat(same_as)
+    moot = [k for k, v in mine.items() if theirs.get(k, v) != v]
     if not moot:
         return "the same settings"
-    return f"{', '.join(f'{k}={flat(config)[k]}' for k in moot)} has no effect with norm={config['norm']['name']}" + (
+    return f"{', '.join(f'{k}={mine[k]}' for k in moot)} has no effect with norm={config['norm']['name']}" + (
         f" at batch_size={config['batch_size']}" if any(k.startswith("norm.") for k in moot) else "")
 
 

@@ -4,6 +4,10 @@ float.hex (a histogram as the SHA-256 of its values' hex), with the torch versio
 capability they were made with.
 
     python tests/golden/make.py        # made at commit 2b1b5c1 (before models declared norm sites)
+
+The ``act/<site>/<where>/feature_var`` histograms were made again when the probes moved
+them onto a log scale (issue 24, branch dashboards); every other value is as made at
+2b1b5c1, and re-making it there changed none of them.
 """
 
 import hashlib
