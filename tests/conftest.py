@@ -50,6 +50,32 @@ def run_dirs(cwd: Path) -> list[Path]:
 
 
 @pytest.fixture
+def in_process(tmp_path: Path, monkeypatch):
+    """``normbench <args>`` through ``normbench.cli.main`` in this process, in ``tmp_path``,
+    so that a test can inject a fault with monkeypatch (a full disk, ...). Hydra's global
+    state and the root logger's handlers are put back afterwards."""
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from normbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    GlobalHydra.instance().clear()
+    yield lambda *args: main(list(args))
+    GlobalHydra.instance().clear()
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     d = tmp_path / "work"
     d.mkdir()
