@@ -58,7 +58,8 @@ class UsageError(Exception):
 
 class Ended(BaseException):
     """How a single run ended other than by returning (``error``: a UsageError, RunFailed,
-    Interrupted or NothingToDo), on its way from inside Hydra to the command line. Hydra
+    Interrupted or NothingToDo, or an error the preflight did not expect), on its way from
+    inside Hydra to the command line. Hydra
     turns an Exception raised in a callback into a warning and goes on, and one raised by
     the task into an extra "Error executing job" line; a BaseException passes both, as
     SystemExit and KeyboardInterrupt do."""

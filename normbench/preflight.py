@@ -33,6 +33,8 @@ class Preflight(Callback):
             raise Ended(e) from None
         except OmegaConfBaseException as e:  # a value the checks could not read: bad input too
             raise Ended(UsageError(first_line(e))) from None
+        except Exception as e:  # not a warning and on with the run: the command line says it in one line
+            raise Ended(e) from None
 
     def _check(self, config: DictConfig) -> None:
         check_keys(config)
