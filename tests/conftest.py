@@ -49,6 +49,30 @@ def run_dirs(cwd: Path) -> list[Path]:
     return sorted(p.parent for p in (cwd / "outputs").rglob("summary.json"))
 
 
+def fifo(path: Path) -> Path:
+    """A FIFO at ``path`` that cannot hang a test: for 10 s a helper thread opens it for
+    writing whenever a reader has it open, and closes it at once, so a reader that blocks
+    (the bug such a test looks for) gets an empty file instead of waiting for ever."""
+    import errno
+    import threading
+    import time
+
+    os.mkfifo(path)
+
+    def unblock():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError as e:
+                if e.errno not in (errno.ENXIO, errno.ENOENT):
+                    return
+            time.sleep(0.05)
+
+    threading.Thread(target=unblock, daemon=True).start()
+    return path
+
+
 @pytest.fixture
 def in_process(tmp_path: Path, monkeypatch):
     """``normbench <args>`` through ``normbench.cli.main`` in this process, in ``tmp_path``,

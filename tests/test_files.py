@@ -13,6 +13,7 @@ import time
 import pytest
 import torch
 
+from conftest import fifo
 from normbench import files, streams, trust
 from normbench.checkpoint import load_checkpoint
 from normbench.errors import UsageError, disk_problem
@@ -22,7 +23,7 @@ from normbench.extension import cut_after
 def test_only_regular_files_within_their_bound_are_read(tmp_path):
     (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
     assert files.read_bytes(tmp_path / "ok.csv", 100) == b"a,b\n1,2\n"
-    os.mkfifo(tmp_path / "fifo")
+    fifo(tmp_path / "fifo")
     t0 = time.monotonic()
     with pytest.raises(files.BadFile, match="fifo is a FIFO, not a regular file"):
         files.read_bytes(tmp_path / "fifo", 100)  # O_NONBLOCK: no writer, no hang
@@ -220,6 +221,6 @@ def test_a_checkpoint_with_impossible_fields_is_refused(tmp_path, fields, why):
 
 
 def test_a_checkpoint_that_is_a_fifo_is_refused_not_waited_for(tmp_path):
-    os.mkfifo(tmp_path / "c.pt")
+    fifo(tmp_path / "c.pt")
     with pytest.raises(UsageError, match="c.pt: refused: c.pt is a FIFO, not a regular file"):
         load_checkpoint(tmp_path / "c.pt")
