@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from . import files
-from .rundir import (CHECKPOINT, HISTOGRAMS, METRICS, Summary, atomic_write, remove_unfinished_writes,
+from .rundir import (CHECKPOINT, HISTOGRAMS, METRICS, Summary, atomic_write, remove_unfinished_writes, shown,
                      summary_or_none, write_summary)
 
 KEPT = ".checkpoint.finished.pt"  # the finished run's checkpoint while an extension runs
@@ -92,12 +92,13 @@ def _record(run_dir: Path, summary: Summary, ext: Extension) -> str:
     """Record the attempt beside the finished run; what to tell the user."""
     note = (f"the run's {ext.status} result is kept as it was (summary.json, checkpoint.pt and metrics at step "
             f"{ext.step}); this attempt to extend it ({summary.status} at step {summary.steps}) is in ")
+    again = f"; resume={shown(run_dir)} epochs={summary.config.get('epochs')} tries again from step {ext.step}"
     try:
         text = json.dumps(summary.as_dict(), indent=2, allow_nan=False) + "\n"
         atomic_write(run_dir / RECORD, lambda f: f.write(text.encode()))
-        return note + f"{RECORD} and train.log"
+        return note + f"{RECORD} and train.log" + again
     except OSError:
-        return note + "train.log"
+        return note + "train.log" + again
 
 
 @contextmanager
