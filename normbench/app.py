@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from . import files
 from .errors import Ended, Interrupted, NothingToDo, RunFailed, UsageError
 from .rundir import LOCK, LOG, remove_empty_dirs
 
@@ -79,8 +80,10 @@ def _single_run(cfg: DictConfig):
     with stop_on_signals() as (stop, _):
         try:
             summary = train(cfg, place, stop)
-        except UsageError:
-            if not cfg.resume:  # never remove anything from the run being resumed
+        except (UsageError, NothingToDo):
+            if cfg.resume:  # never remove anything from the run being resumed: put back what Hydra rewrote
+                files.put_back(run_dir)
+            else:
                 discard_hydra_files(run_dir)
             raise
     print("\n".join(result_lines(summary, run_dir)), flush=True)

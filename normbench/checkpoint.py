@@ -68,9 +68,17 @@ def load_checkpoint(path: Path, source: str | None = None) -> dict:
 
     from .trust import check_config
 
-    path = checkpoint_path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    from .files import MAX_CHECKPOINT_BYTES, BadFile, open_regular
+
+    named, path = Path(path), checkpoint_path(path)
+    # a file named on the command line is the user's (its symlinks followed); a run directory's
+    # checkpoint.pt is data, followed only to a file inside the directory
+    within = named if named.is_dir() else path.resolve().parent
+    try:  # a regular file of a bounded size (a FIFO would hang torch.load, /dev/zero never end)
+        with open_regular(path, MAX_CHECKPOINT_BYTES, within=within) as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except BadFile as e:
+        raise UsageError(f"{path}: refused: {e}; allowed: the {CHECKPOINT} of a normbench run") from None
     except pickle.UnpicklingError as e:
         # torch's message: a paragraph on weights_only, then what it would not load
         globals_ = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line]
@@ -90,7 +98,42 @@ def load_checkpoint(path: Path, source: str | None = None) -> dict:
         raise UsageError(f"{path}: not a normbench checkpoint: its config is not a mapping")
     check_config(state["config"], source or str(path))
     state["config"] = with_added_keys(state["config"])
+    check_fields(state, path)
     return state
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_fields(state: dict, path: Path) -> None:
+    """A checkpoint's fields are what a run can have written: ``step``, ``epoch`` and
+    ``position`` counts (an epoch no more than the config's ``epochs``, no more epochs than
+    steps), the states mappings, ``perm`` a permutation the position lies within. Anything
+    else is refused in one line, before anything is built from it."""
+    import torch
+
+    def refuse(field: str, why: str) -> UsageError:
+        return UsageError(f"{path}: refused: {field}={str(state.get(field))[:40]} {why}; allowed: the "
+                          f"{CHECKPOINT} a normbench run wrote")
+
+    for field in ("step", "epoch", *(("position",) if "position" in state else ())):
+        if not _count(state[field]):
+            raise refuse(field, "is not a count (an integer >= 0)")
+    if "evaluated" in state and not (_count(state["evaluated"]) and state["evaluated"] <= state["step"]):
+        raise refuse("evaluated", f"is not a step of the run (0 to its step={state['step']})")
+    epochs = state["config"].get("epochs")
+    if _count(epochs) and state["epoch"] > epochs:
+        raise refuse("epoch", f"is more than the run's epochs={epochs}")
+    if state["epoch"] > state["step"]:
+        raise refuse("epoch", f"is more than its step={state['step']} (every epoch takes a step)")
+    for field in ("model", "optimizer", "rng"):
+        if not isinstance(state[field], dict):
+            raise refuse(field, "is not a mapping")
+    perm = state.get("perm")
+    if perm is not None and not (isinstance(perm, torch.Tensor) and perm.ndim == 1 and not perm.is_floating_point()
+                                 and state.get("position", 0) <= len(perm)):
+        raise refuse("perm", "is not a permutation of the training split that holds its position")
 
 
 def evaluated_at(state: dict) -> int:

@@ -13,7 +13,8 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import Ended, Interrupted, NothingToDo, RunFailed, SweepFailed, UsageError, first_line
+from .errors import (Ended, Interrupted, NothingToDo, RunFailed, SweepFailed, UsageError, described, disk_problem,
+                     first_line)
 
 # outcome -> exit status (the README's table); anything else a user typed that Hydra or
 # OmegaConf refuses is bad input too (2)
@@ -83,14 +84,22 @@ def _train(args: list[str]) -> int:
 
 
 def _unexpected(e: Exception) -> int:
-    """An error normbench did not expect: one line, and where its traceback is kept."""
+    """An error normbench did not expect: one line, and where its traceback is kept; a
+    full or read-only disk is no bug: ``no space left on <device> writing <file>``."""
     import tempfile
     import traceback
 
-    with tempfile.NamedTemporaryFile("w", prefix="normbench-traceback-", suffix=".txt", delete=False) as f:
-        traceback.print_exception(e, file=f)
-    print(f"normbench: error: unexpected {type(e).__name__}: {_one_line(e)} (a bug; its traceback: {f.name})",
-          file=sys.stderr)
+    disk = disk_problem(e)
+    if disk is not None:
+        print(f"normbench: error: {disk}", file=sys.stderr)
+        return 1
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="normbench-traceback-", suffix=".txt", delete=False) as f:
+            traceback.print_exception(e, file=f)
+        kept = f"its traceback: {f.name}"
+    except OSError as not_kept:
+        kept = f"its traceback could not be kept: {described(not_kept)}"
+    print(f"normbench: error: unexpected {type(e).__name__}: {_one_line(e)} (a bug; {kept})", file=sys.stderr)
     return 1
 
 
@@ -114,7 +123,8 @@ def _one_line(e: BaseException) -> str:
 
 
 def _refusing(run: Callable[[list[str]], int], args: list[str]) -> int:
-    """Run a subcommand; its refusal (UsageError) is one line and its exit code."""
+    """Run a subcommand; its refusal (UsageError) is one line and its exit code, and so is
+    anything it did not expect (its traceback kept in a file)."""
     try:
         return run(args)
     except UsageError as e:
@@ -122,6 +132,10 @@ def _refusing(run: Callable[[list[str]], int], args: list[str]) -> int:
         return exit_code(e)
     except SystemExit as e:  # argparse's --help
         return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:
+        return exit_code(KeyboardInterrupt())
+    except Exception as e:  # a bug, or a full disk: one line here, the traceback in a file
+        return _unexpected(e)
 
 
 def _evaluate(args: list[str]) -> int:
@@ -167,12 +181,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The ``normbench`` console script and ``python -m normbench``."""
+    """The ``normbench`` console script and ``python -m normbench``. The terminal is a view:
+    a closed, broken or narrow stdout or stderr never changes what a command does or the
+    status it exits with (``streams.py``)."""
+    from . import streams
+
+    streams.guard()
     try:
         code = main()
-    except BrokenPipeError:  # the reader went away (normbench ... | head): nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 141  # 128 + SIGPIPE, as a shell reports it
+    finally:
+        streams.flush()
     sys.exit(code)
 
 

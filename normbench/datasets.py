@@ -128,11 +128,47 @@ def make_blobs(n_samples: int, centers: np.ndarray, cluster_std: float, seed: in
     return x[order], y[order]
 
 
-def _images(ds) -> tuple[torch.Tensor, torch.Tensor]:
+def _images(data: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """A torchvision data set's whole array as float (N, C, H, W) in [0, 1], labels int64."""
-    x = torch.as_tensor(np.asarray(ds.data))
+    x = torch.as_tensor(data)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # MNIST (N,H,W); CIFAR (N,H,W,C)
-    return x.float().div_(255.0).contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+    return x.float().div_(255.0).contiguous(), torch.as_tensor(targets, dtype=torch.int64)
+
+
+def _files(ds, where: str, split: str) -> str:
+    """The files a torchvision data set's split was read from, as a refusal names them."""
+    legacy = getattr(ds, "training_file" if split == "train" else "test_file", None)
+    processed = getattr(ds, "processed_folder", None)
+    if legacy and processed and os.path.isfile(os.path.join(processed, legacy)):  # MNIST's old processed/*.pt
+        return os.path.join(processed, legacy)
+    if hasattr(ds, "train_list"):  # CIFAR-10's pickled batches
+        return os.path.join(where, "data_batch_1..5" if split == "train" else "test_batch")
+    prefix = "train" if split == "train" else "t10k"
+    return f"{os.path.join(where, prefix)}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte"
+
+
+def _arrays(ds, name: str, where: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A torchvision data set's images and labels, after checking that its files agree with
+    themselves: as many labels as images, integer labels among its classes, images as an
+    (N, H, W) or (N, H, W, C) array. Refused in one line naming the files and the reason."""
+    data, targets = np.asarray(ds.data), np.asarray(ds.targets)
+    classes = len(getattr(ds, "classes", None) or range(10))
+
+    def refuse(why: str):
+        raise UsageError(f"data={name}: {_files(ds, where, split)}: {why}; allowed: {type(ds).__name__} files in "
+                         f"torchvision's format (as many labels as images, labels 0..{classes - 1}, images of "
+                         f"one shape)")
+
+    if data.ndim not in (3, 4) or len(data) == 0:
+        refuse(f"its images are an array of shape {data.shape}, not (N, H, W) or (N, H, W, C)")
+    if targets.ndim != 1 or len(targets) != len(data):
+        refuse(f"{len(data)} images but {targets.size} labels")
+    if targets.dtype.kind not in "iu":
+        refuse(f"its labels are {targets.dtype}, not integers")
+    wrong = targets[(targets < 0) | (targets >= classes)]
+    if len(wrong):
+        refuse(f"label {wrong[0]} is not a class of {type(ds).__name__} ({len(wrong)} such labels)")
+    return data, targets
 
 
 def torchvision_set(cfg, cls_name: str, folder: str, files: str) -> Raw:
@@ -156,8 +192,14 @@ def torchvision_set(cfg, cls_name: str, folder: str, files: str) -> Raw:
                              f"allowed: put {files} there yourself") from None
         raise UsageError(f"data={cfg.name}: could not read the files in {where} ({type(e).__name__}: {reason}); "
                          f"allowed: {cls_name} files in torchvision's format") from None
-    x, y = _images(train)
-    tx, ty = _images(test)
+    (data, targets), (test_data, test_targets) = (_arrays(ds, cfg.name, where, split)
+                                                  for ds, split in ((train, "train"), (test, "test")))
+    if test_data.shape[1:] != data.shape[1:]:
+        raise UsageError(f"data={cfg.name}: {_files(test, where, 'test')}: its images are of shape "
+                         f"{test_data.shape[1:]}, the training images of shape {data.shape[1:]}; allowed: "
+                         f"{cls_name} files in torchvision's format (images of one shape)")
+    x, y = _images(data, targets)
+    tx, ty = _images(test_data, test_targets)
     return Raw(x, y, Split(tx, ty))
 
 

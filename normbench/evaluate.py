@@ -29,6 +29,9 @@ def parse(args: list[str]) -> tuple[Path, dict, bool]:
         name, eq, value = a.partition("=")
         if a.startswith("-"):
             flags.append(a)
+        elif a.startswith("+") or (a.startswith("~") and not a.startswith("~/")):  # Hydra's forms, not a path
+            raise UsageError(f"{a}: evaluate has no Hydra overrides (+key, ++key, ~key); allowed: "
+                             f"{', '.join(f'{k}=...' for k in OPTIONS)}")
         elif eq and name in OPTIONS:
             options[name] = value
         elif eq and not Path(a).exists() and "/" not in a:
@@ -47,7 +50,7 @@ def parse(args: list[str]) -> tuple[Path, dict, bool]:
     check_device(options["device"])
     if options["data.root"] is not None and not options["data.root"].strip():
         raise UsageError("data.root= is empty; allowed: a directory holding the data set's files")
-    return Path(paths[0]), options, "--json" in flags
+    return Path(paths[0]).expanduser(), options, "--json" in flags
 
 
 def _config(state: dict, file: Path, data_root: str | None):

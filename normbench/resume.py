@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from .budget import epochs_of, plan
 from .checkpoint import evaluated_at, load_checkpoint
 from .errors import NothingToDo, UsageError
+from .files import refuse_links
 from .identity import canonical
 from .schedules import SCHEDULES
 from .overrides import key, merge, quoted, resume_value
@@ -49,7 +50,9 @@ def run_args(args: list[str]) -> list[str]:
         raise UsageError(f"resume={value}: not a run directory: no .hydra/overrides.yaml in it; allowed: a "
                          f"directory normbench train made")
     source = f"resume={value}: .hydra/overrides.yaml"
-    saved = [o for o in trust.check_overrides(trust.read_overrides(overrides, source), source) if key(o) != "resume"]
+    saved = [o for o in trust.check_overrides(trust.read_overrides(overrides, source), source,
+                                              config_dirs=trust.config_dirs(args)) if key(o) != "resume"]
+    refuse_links(run_dir, "run directory")  # before Hydra writes .hydra/ and its log there
     return [*merge(saved, rest), f"resume={quoted(run_dir.resolve())}", f"hydra.run.dir={quoted(run_dir.resolve())}"]
 
 

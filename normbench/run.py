@@ -28,7 +28,8 @@ from typing import Optional
 
 from . import __version__
 from .checkpoint import save_checkpoint
-from .errors import NothingToDo, RunFailed, UsageError, described
+from .errors import NothingToDo, RunFailed, UsageError, described, disk_problem
+from .extension import finished_kept
 from .rundir import (CHECKPOINT, FINISHED, HISTOGRAMS, LOG, METRICS, Summary, remove_unfinished_writes, shown, summary_or_none,
                      write_summary)
 from .signals import Stop
@@ -140,11 +141,13 @@ def train(cfg, place: Place, stop: Stop) -> Summary:
         kept = _never_trained(summary, place.run_dir, f"{type(e).__name__}: {e}", t0)
         raise RunFailed(f"run failed: {type(e).__name__}: {e}; details in {shown(place.run_dir / LOG)}"
                         + ("" if kept is summary else f" (its earlier summary.json, {kept.status}, is kept)")) from e
-    outcome, trainer, error = _fit(cfg, place, prepared, summary, stop)
-    summary = _record(summary, outcome, trainer, prepared.device, cfg, t0)
-    write_summary(place.run_dir, summary)
+    with finished_kept(place.run_dir, prepared.checkpoint) as finish:  # extending a finished run: kept until done
+        outcome, trainer, error = _fit(cfg, place, prepared, summary, stop)
+        summary = _record(summary, outcome, trainer, prepared.device, cfg, t0)
+        kept = finish(summary)  # summary.json, or an extension that did not complete rolled back
     if error is not None:
-        raise RunFailed(f"run failed: {summary.error}; details in {shown(place.run_dir / LOG)}") from error
+        raise RunFailed(f"run failed: {summary.error}; details in {shown(place.run_dir / LOG)}"
+                        + (f" ({kept})" if kept else "")) from error
     return summary
 
 
@@ -196,7 +199,7 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
     except UsageError:  # a checkpoint that does not fit: refused, the run directory left as it was
         raise
     except Exception as e:  # recorded, never silently dropped
-        summary.error = f"{type(e).__name__}: {e}"
+        summary.error = disk_problem(e) or f"{type(e).__name__}: {e}"
         log.error("run failed at step %d:\n%s", trainer.step if trainer else 0, traceback.format_exc())
         return None, trainer, e
 

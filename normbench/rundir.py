@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .errors import UsageError, described
+from .errors import UsageError, described, disk_problem
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
@@ -126,13 +126,15 @@ class Unreadable(Exception):
 
 def read_summary(run_dir: Path) -> Summary:
     """The run's summary.json, checked: raises Unreadable saying why it cannot be used."""
+    from .files import BadFile, read_bytes
+
     path = Path(run_dir) / SUMMARY
     try:
-        if path.stat().st_size > MAX_SUMMARY_BYTES:
-            raise Unreadable(f"unknown layout: {SUMMARY} is larger than {MAX_SUMMARY_BYTES // 2**20} MB")
-        data = json.loads(path.read_text())
+        data = json.loads(read_bytes(path, MAX_SUMMARY_BYTES, within=run_dir))
     except FileNotFoundError:
         raise Unreadable(f"incomplete: no {SUMMARY} (still running, or stopped before writing it)") from None
+    except BadFile as e:  # a FIFO, a device, a symlink out of the directory, too large
+        raise Unreadable(f"unknown layout: {e}") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise Unreadable(f"corrupt {SUMMARY} ({described(e)})") from None
     if not isinstance(data, dict) or "status" not in data:
@@ -180,17 +182,23 @@ def _umask() -> int:
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode any new file gets
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``path`` whole or not at all: a temporary file beside it, flushed to disk and
+    renamed over it (which replaces a symlink at ``path`` rather than writing through it).
+    An OSError names ``path`` (a full disk: ``no space left on <device> writing <path>``)."""
+    from .files import writing
+
+    with writing(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode any new file gets
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def shown(path: Path, base: Path | None = None) -> str:
@@ -261,15 +269,19 @@ def usable_dir(key: str, value: Any) -> tuple[Path, bool]:
     if not text or text == ".":
         raise UsageError(f"{key}={text or repr('')} is not allowed; allowed: a directory of its own (an empty value "
                          f"would write into the working directory)")
+    from .files import check_space
+
     path = Path(text).expanduser()
     existed = path.exists()
     if existed and not path.is_dir():
         raise UsageError(f"{key}={text}: exists and is not a directory; allowed: a directory you can write to")
+    check_space(path, f"{key}={text}")  # a full or read-only disk: said before anything is made
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"{key}={text}: cannot make this directory ({e.strerror}); allowed: a directory you can "
-                         f"write to") from None
+        e.filename = e.filename or text
+        raise UsageError(f"{key}={text}: cannot make this directory ({disk_problem(e) or e.strerror}); allowed: a "
+                         f"directory you can write to") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"{key}={text}: not writable; allowed: a directory you can write to")
     return path, existed
@@ -284,8 +296,13 @@ class DirectoryLock:
         import fcntl
 
         self.path = Path(directory) / LOCK
-        self.created = not self.path.exists()
-        self._file = open(self.path, "a+")
+        self.created = not self.path.exists() and not self.path.is_symlink()
+        try:  # never through a symlink (O_NOFOLLOW): it would create or lock a file elsewhere
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as e:
+            raise UsageError(f"{shown(self.path)}: cannot hold this {what}'s lock ({described(e)}); allowed: a "
+                             f"directory normbench can write to, with no symlink inside") from None
+        self._file = os.fdopen(fd, "a+")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

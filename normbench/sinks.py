@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .files import open_append, writing
 from .probes import Histogram
 from .rundir import CSV_COLUMNS, HISTOGRAM_COLUMNS, atomic_write
 
@@ -91,10 +92,12 @@ def keep_rows_up_to(path: Path, step: int, columns: int) -> None:
     measured again."""
     import io
 
-    if not path.exists():
+    from .files import MAX_CSV_BYTES, read_bytes
+
+    if not path.exists() and not path.is_symlink():
         return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    text = read_bytes(path, MAX_CSV_BYTES, within=path.parent).decode("utf-8", errors="replace")  # typed, bounded
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     kept = rows[:1] + [r for r in rows[1:] if step > 0 and len(r) == columns and r[0].isdigit() and int(r[0]) <= step]
     out = io.StringIO()
     csv.writer(out).writerows(kept)
@@ -106,9 +109,9 @@ def _open_csv(path: Path, columns: list[str], resume_step: Optional[int]):
     rows up to that step kept and appended to."""
     if resume_step is not None and path.exists():
         keep_rows_up_to(path, resume_step, len(columns))
-        f = open(path, "a", newline="")
+        f = open_append(path)
         return f, csv.writer(f)
-    f = open(path, "w", newline="")
+    f = open_append(path, truncate=True)
     writer = csv.writer(f)
     writer.writerow(columns)
     return f, writer
@@ -123,13 +126,15 @@ class CSVSink:
     loses nothing already logged."""
 
     def __init__(self, path: Path, resume_step: Optional[int] = None):
+        self._path = path
         self._file, self._writer = _open_csv(path, CSV_COLUMNS, resume_step)
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
         now = time.time()
-        self._writer.writerows([step, epoch, tag, float(v), now] for tag, v in metrics.items()
-                               if not isinstance(v, Histogram))
-        self._file.flush()
+        with writing(self._path):  # a full disk names this file
+            self._writer.writerows([step, epoch, tag, float(v), now] for tag, v in metrics.items()
+                                   if not isinstance(v, Histogram))
+            self._file.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -140,6 +145,7 @@ class HistogramCSVSink:
     the same bins TensorBoard gets. Flushed after every call."""
 
     def __init__(self, path: Path, resume_step: Optional[int] = None):
+        self._path = path
         self._file, self._writer = _open_csv(path, HISTOGRAM_COLUMNS, resume_step)
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
@@ -147,8 +153,9 @@ class HistogramCSVSink:
                 for tag, h in metrics.items() if isinstance(h, Histogram)
                 for left, right, count in zip(h.edges[:-1], h.edges[1:], map(int, h.counts), strict=True)]
         if rows:
-            self._writer.writerows(rows)
-            self._file.flush()
+            with writing(self._path):
+                self._writer.writerows(rows)
+                self._file.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -214,12 +221,12 @@ class ProgressSink:
     """A progress bar on a terminal; one line per epoch when output is not a terminal."""
 
     def __init__(self, total_steps: int, epochs: int, stream=None, start: int = 0):
-        self._stream = stream or sys.stderr
+        self._stream = stream if stream is not None else sys.stderr  # None: stderr closed, nothing shown
         self._epochs = epochs
         self._bar = None
         self._step = start
         self._last: dict = {}
-        if self._stream.isatty():
+        if self._stream is not None and self._stream.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(total=total_steps, initial=start, unit="step", file=self._stream, dynamic_ncols=True,
@@ -230,7 +237,7 @@ class ProgressSink:
         if self._bar is not None:
             self._bar.update(step - self._step)
             self._bar.set_postfix({k: f"{v:.4f}" for k, v in self._last.items()}, refresh=False)
-        elif "val/acc" in metrics:
+        elif "val/acc" in metrics and self._stream is not None:
             shown = "  ".join(f"{k} {v:.4f}" for k, v in self._last.items())
             print(f"epoch {epoch}/{self._epochs}  step {step}  {shown}", file=self._stream, flush=True)
         self._step = step

@@ -43,6 +43,41 @@ def check_device(device) -> None:
         fail("device", device, "auto, cpu, cuda, cuda:N")
 
 
+def check_keys(cfg: DictConfig) -> None:
+    """A composed config has exactly its schema's keys: one added that the schema lacks
+    (``+dropuot=0.5``, ``++norm.groups=4`` with ``norm=bn``, ``+norm@extra=ln``) is refused
+    with the key it may have meant, and one deleted or left without a value (``~dropout``,
+    ``~norm``) too. Checked where Hydra composed the config (a run, every job of a sweep)."""
+    import dataclasses
+
+    from .config import AXES, TrainConfig
+
+    _same_keys(cfg, [f.name for f in dataclasses.fields(TrainConfig)], "", "normbench", extra=("hydra",))
+    for group, table in AXES.items():
+        row = table.get(cfg[group].get("name")) if isinstance(cfg[group], DictConfig) else None
+        if row is not None:
+            _same_keys(cfg[group], [f.name for f in dataclasses.fields(row.schema)], f"{group}.",
+                       f"{group}={cfg[group].name}")
+
+
+def _same_keys(node: DictConfig, expected: list[str], prefix: str, owner: str, extra: tuple = ()) -> None:
+    import difflib
+
+    from omegaconf import OmegaConf
+
+    allowed = "the keys normbench train --help lists" if not prefix else ", ".join(prefix + k for k in expected)
+    for k in node.keys():
+        if k not in expected and k not in extra:
+            close = difflib.get_close_matches(str(k), expected, n=1)
+            value = OmegaConf.to_container(node, resolve=False).get(k)
+            raise UsageError(f"{prefix}{k}={checks.show(value)} is not a setting of {owner}"
+                             + (f" (did you mean {prefix}{close[0]}?)" if close else "") + f"; allowed: {allowed}")
+    for k in expected:
+        if k not in node or OmegaConf.is_missing(node, k):
+            raise UsageError(f"{prefix}{k} has no value (deleted with ~{prefix}{k}?); allowed: a value for every "
+                             f"setting of {owner}: {allowed}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Every value and combination that can be judged without loading data."""
     number("dropout", cfg.dropout, 0, 1, hi_open=True)

@@ -49,6 +49,56 @@ def run_dirs(cwd: Path) -> list[Path]:
     return sorted(p.parent for p in (cwd / "outputs").rglob("summary.json"))
 
 
+def fifo(path: Path) -> Path:
+    """A FIFO at ``path`` that cannot hang a test: for 10 s a helper thread opens it for
+    writing whenever a reader has it open, and closes it at once, so a reader that blocks
+    (the bug such a test looks for) gets an empty file instead of waiting for ever."""
+    import errno
+    import threading
+    import time
+
+    os.mkfifo(path)
+
+    def unblock():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError as e:
+                if e.errno not in (errno.ENXIO, errno.ENOENT):
+                    return
+            time.sleep(0.05)
+
+    threading.Thread(target=unblock, daemon=True).start()
+    return path
+
+
+@pytest.fixture
+def in_process(tmp_path: Path, monkeypatch):
+    """``normbench <args>`` through ``normbench.cli.main`` in this process, in ``tmp_path``,
+    so that a test can inject a fault with monkeypatch (a full disk, ...). Hydra's global
+    state and the root logger's handlers are put back afterwards."""
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from normbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    GlobalHydra.instance().clear()
+    yield lambda *args: main(list(args))
+    GlobalHydra.instance().clear()
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     d = tmp_path / "work"

@@ -63,6 +63,9 @@ EVALUATE = [  # (name, arguments made in a scratch directory, what the line says
     ("two paths", lambda tmp, rd: [str(rd), str(rd)], "evaluate takes one run directory or checkpoint, got 2"),
     ("no path", lambda tmp, rd: [], "evaluate takes one run directory or checkpoint, got 0"),
     ("device=cuda without one", lambda tmp, rd: [str(rd), "device=cuda"], "device=cuda is not allowed here"),
+    ("Hydra's ~ form", lambda tmp, rd: [str(rd), "~split"], "~split: evaluate has no Hydra overrides"),
+    ("a negative step", lambda tmp, rd: [_tampered(tmp, rd, lambda s: s.update(step=-5))],
+     "tampered.pt: refused: step=-5 is not a count"),
 ]
 
 
@@ -98,7 +101,16 @@ RESUME = [
      "epochs=1 is not allowed with resume="),
     ("checkpoint deleted", lambda tmp, rd: [f"resume={(_copy(rd, tmp) / CHECKPOINT).unlink() or tmp / 'run'}"],
      "no checkpoint.pt in this directory"),
+    ("a checkpoint with a negative step", lambda tmp, rd: [f"resume={_steps(_copy(rd, tmp), -5)}", "epochs=4"],
+     "checkpoint.pt: refused: step=-5 is not a count"),  # resumed at step -5 before
 ]
+
+
+def _steps(run, step):
+    state = torch.load(run / CHECKPOINT, weights_only=True)
+    state["step"] = step
+    torch.save(state, run / CHECKPOINT)
+    return run
 
 
 @pytest.mark.parametrize("make,expected", [(m, e) for _, m, e in RESUME], ids=[n for n, _, _ in RESUME])
@@ -129,3 +141,19 @@ def test_corrupt_data_files_are_refused_in_one_line(workdir):
     assert_one_line(proc, "data=mnist: could not read the files in data/MNIST/raw")
     assert not (workdir / "outputs").exists()
 
+
+
+@pytest.mark.parametrize("labels, why", [
+    ([*range(10)] * 12, "train-labels-idx1-ubyte: 100 images but 120 labels"),  # an IndexError in the run before
+    ([255] + [*range(10)] * 9 + [*range(9)], "train-labels-idx1-ubyte: label 255 is not a class of MNIST"),  # said to be about val_fraction
+])
+def test_data_files_that_contradict_themselves_are_refused_before_training(workdir, labels, why):
+    import numpy as np
+
+    from datasets_on_disk import _idx
+
+    raw = write_mnist(workdir / "data", n_train=100, n_test=10)
+    _idx(raw / "train-labels-idx1-ubyte", np.array(labels))
+    assert_one_line(run_cli("train", "data=mnist", "epochs=1", "batch_size=16", cwd=workdir),
+                    f"data=mnist: data/MNIST/raw/train-images-idx3-ubyte and {why}")
+    assert not (workdir / "outputs").exists()

@@ -201,6 +201,9 @@ BAD_INPUT = [
     (["probe_batch_size=1"], "probe_batch_size=1"),
     (["norm.precise_bn_batches=0"], "norm.precise_bn_batches=0"),
     (["norm=ln", "norm.precise_bn=true"], "norm.precise_bn"),
+    (["+dropuot=0.5"], "dropuot=0.5 is not a setting of normbench (did you mean dropout?)"),  # trained with 0.0
+    (["~dropout"], "dropout has no value (deleted with ~dropout?)"),  # failed in the run, exit 1, a traceback
+    (["+norm@extra=ln"], "Key 'extra' not in 'TrainConfig'"),
 ]
 
 

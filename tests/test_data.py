@@ -143,3 +143,36 @@ def test_a_truncated_file_is_refused_in_one_line(tmp_path):
     with pytest.raises(UsageError) as e:
         load_data(make_cfg("data=mnist", f"data.root={tmp_path}").data)
     assert "\n" not in str(e.value) and "could not read" in str(e.value)
+
+
+def _mnist_refusal(tmp_path, change) -> str:
+    import numpy as np
+
+    from datasets_on_disk import _idx
+
+    raw = write_mnist(tmp_path, n_train=100, n_test=20)
+    change(raw, np, _idx)
+    with pytest.raises(UsageError) as e:
+        load_data(make_cfg("data=mnist", f"data.root={tmp_path}").data)
+    assert "\n" not in str(e.value) and "allowed: MNIST files in torchvision's format" in str(e.value)
+    return str(e.value)
+
+
+def _legacy(raw, np, idx):  # torchvision reads processed/training.pt when it is there
+    (raw.parent / "processed").mkdir()
+    for name in ("training.pt", "test.pt"):
+        torch.save((torch.zeros(5), torch.zeros(3)), raw.parent / "processed" / name)
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda raw, np, idx: idx(raw / "train-labels-idx1-ubyte", np.arange(120) % 10),
+     "MNIST/raw/train-images-idx3-ubyte and train-labels-idx1-ubyte: 100 images but 120 labels"),
+    (lambda raw, np, idx: idx(raw / "train-labels-idx1-ubyte", np.where(np.arange(100) == 5, 255, np.arange(100) % 10)),
+     "train-labels-idx1-ubyte: label 255 is not a class of MNIST (1 such labels)"),
+    (lambda raw, np, idx: idx(raw / "t10k-images-idx3-ubyte", np.zeros((20, 14, 14))),
+     "MNIST/raw/t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte: its images are of shape (14, 14), the training "
+     "images of shape (28, 28)"),
+    (_legacy, "MNIST/processed/training.pt: its images are an array of shape (5,), not (N, H, W) or (N, H, W, C)"),
+], ids=["more labels than images", "a label of 255", "test images of another shape", "a malformed legacy file"])
+def test_data_files_that_contradict_themselves_are_refused_naming_the_file(tmp_path, change, why):
+    assert why in _mnist_refusal(tmp_path, change)

@@ -1,6 +1,7 @@
 """Faults: real signals to a real ``normbench train``, resume, SIGKILL, divergence, safe
-checkpoints and ``normbench evaluate``."""
+checkpoints and ``normbench evaluate``; a full disk, and a closed or broken terminal."""
 
+import errno
 import json
 import os
 import signal
@@ -220,3 +221,109 @@ def test_a_checkpoint_that_would_run_code_is_refused(workdir):
     assert proc.returncode == 2 and not marker.exists()
     assert proc.stderr.startswith("normbench: error: evil.pt: refused: it holds pickled Python objects")
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write or flush fails: no file named
+
+
+def _files(run_dir: Path) -> dict:
+    return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def test_an_extension_that_fails_keeps_the_finished_run_whole(in_process, tmp_path, monkeypatch, capsys):
+    assert in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R") == 0
+    run = tmp_path / "R"
+    before = _files(run)
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", _full_disk)  # the disk fills up during the extension
+        assert in_process("train", "resume=R", "epochs=2", "progress=false") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("normbench: error: run failed: no space left on ")
+    assert f"writing {run / 'checkpoint.pt'}" in err[0] and "completed result is kept" in err[0]
+    after = _files(run)
+    for name in before:  # the finished run as it was: summary, checkpoint, CSVs, TensorBoard, .hydra/
+        if name != "train.log":
+            assert after[name] == before[name], name
+    assert set(after) - set(before) == {"extension.json"}  # the attempt, recorded beside it
+    attempt = json.loads((run / "extension.json").read_text())
+    assert attempt["status"] == "failed" and attempt["error"].startswith("no space left on ")
+    assert "Traceback" in (run / "train.log").read_text()
+    assert in_process("train", "resume=R", "epochs=2", "progress=false") == 0  # space again: it extends
+    s = json.loads((run / "summary.json").read_text())
+    assert s["status"] == "completed" and s["epochs_completed"] == 2 and not (run / "extension.json").exists()
+
+
+def test_a_full_disk_is_named_in_one_line(in_process, tmp_path, monkeypatch, capsys):
+    real = os.statvfs
+
+    class Full:
+        def __init__(self, fs):
+            self.f_flag, self.f_frsize, self.f_blocks, self.f_bavail = fs.f_flag, fs.f_frsize, fs.f_blocks, 0
+
+    with monkeypatch.context() as m:  # full at the start: refused before anything is written
+        m.setattr(os, "statvfs", lambda p: Full(real(p)))
+        assert in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("normbench: error: hydra.run.dir=R: no space left on ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with monkeypatch.context() as m:  # full during the run: recorded, and named
+        m.setattr(torch, "save", _full_disk)
+        assert in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left on" in err[0] and "Traceback" not in err[0]
+    s = json.loads((tmp_path / "R" / "summary.json").read_text())
+    assert s["status"] == "failed" and s["error"].endswith(f"writing {tmp_path / 'R' / 'checkpoint.pt'}")
+
+
+def _shell(command: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PATH"] = f"{Path(normbench_command()[0]).parent}:{env['PATH']}"
+    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.slow
+def test_a_closed_or_broken_terminal_never_fails_a_run(workdir):
+    proc = _shell("normbench train epochs=1 hydra.run.dir=a 2>&-", workdir)  # stderr closed
+    assert proc.returncode == 0, proc.stdout
+    proc = _shell("normbench train epochs=3 hydra.run.dir=b 2>&1 | head -1; exit ${PIPESTATUS[0]}", workdir)
+    assert proc.returncode == 0 and proc.stdout.startswith("epoch 1/3"), proc.stdout + proc.stderr
+    for run in ("a", "b"):  # the run's files are the result, whatever became of the terminal
+        assert json.loads((workdir / run / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_closed_or_broken_terminal_never_fails_a_sweep(workdir):
+    proc = _shell("normbench train -m seed=0,1 epochs=1 hydra.sweep.dir=piped | head -1; exit ${PIPESTATUS[0]}",
+                  workdir)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    proc = _shell("normbench train -m seed=0,1 epochs=1 hydra.sweep.dir=closed >&-", workdir)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    for sweep in ("piped", "closed"):
+        statuses = [json.loads(p.read_text())["status"] for p in (workdir / sweep).glob("seed=*/summary.json")]
+        assert statuses == ["completed", "completed"], sweep
+
+
+@pytest.mark.slow
+def test_a_report_survives_a_closed_or_narrow_terminal(workdir):
+    from report_fixtures import write_run
+
+    for seed in (0, 1):
+        write_run(workdir / "sweep" / f"seed={seed}", seed=seed)
+    proc = _shell("normbench report sweep --no-pictures --out closed >&-", workdir)
+    assert proc.returncode == 0 and proc.stderr == "" and (workdir / "closed" / "report.html").exists()
+    proc = _shell("PYTHONIOENCODING=ascii normbench report sweep --no-pictures --out narrow", workdir)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "\\xb1" in proc.stdout  # ± written as an escape on a terminal that cannot encode it
+
+
+@pytest.mark.slow
+def test_a_runs_unexpected_error_is_one_line_and_its_traceback_stays_in_train_log(workdir):
+    (workdir / "R" / "histograms.csv").mkdir(parents=True)  # a run that cannot write its histograms fails
+    proc = run_cli("train", "epochs=1", "progress=false", "hydra.run.dir=R", cwd=workdir)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("normbench: error: run failed: IsADirectoryError") and "details in R/train.log" in line
+    assert "Traceback" in (workdir / "R" / "train.log").read_text()
+    assert json.loads((workdir / "R" / "summary.json").read_text())["status"] == "failed"

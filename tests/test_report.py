@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import fifo, run_cli
 from normbench.cli import main
 from report_fixtures import write_histograms, write_run, write_sweep
 
@@ -314,8 +314,10 @@ def test_without_a_path_it_reports_the_newest_sweep_under_outputs(report, tmp_pa
     ("other_metrics_layout", "unknown layout: metrics.csv has columns time, loss"),
     ("binary_metrics", "corrupt metrics.csv"),
     ("bad_step", "corrupt metrics.csv: a step that is not a number"),
+    ("fifo_metrics", "unknown layout: metrics.csv is a FIFO, not a regular file"),
+    ("huge_metrics", "unknown layout: metrics.csv is larger than 1 MB"),
 ])
-def test_a_run_that_cannot_be_read_is_skipped_with_one_warning(report, tmp_path, damage, why):
+def test_a_run_that_cannot_be_read_is_skipped_with_one_warning(report, tmp_path, monkeypatch, damage, why):
     sweep = write_sweep(tmp_path / "s")
     for seed in range(3):
         write_run(sweep / str(seed), seed=seed, final_val_acc=0.9 + 0.01 * seed)
@@ -340,6 +342,13 @@ def test_a_run_that_cannot_be_read_is_skipped_with_one_warning(report, tmp_path,
             f.write("ten,1,train/loss,0.5,0.0\n")
     elif damage == "binary_metrics":
         (bad / "metrics.csv").write_bytes(b"\x00\xff\xfe" * 100)
+    elif damage == "fifo_metrics":  # report used to wait on it for ever
+        (bad / "metrics.csv").unlink()
+        fifo(bad / "metrics.csv")
+    elif damage == "huge_metrics":  # the bound, made small here (1 GB in use): the file is read no further
+        monkeypatch.setattr("normbench.report.load.MAX_CSV_BYTES", 2**20)
+        with open(bad / "metrics.csv", "a") as f:
+            f.write("10,1,train/loss,0.5,0.0\n" * 50_000)
     code, out, err = report(sweep)
     assert code == 0
     lines = err.strip().splitlines()
@@ -741,9 +750,86 @@ def test_batch_sizes_at_scaled_learning_rates_are_compared_by_samples_seen(tmp_p
 @pytest.mark.slow
 def test_the_report_benchmark_script_runs(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_report.py"
-    proc = subprocess.run([sys.executable, str(script), "--runs", "6", "--groups", "2", "--steps", "40", "--keep",
-                           str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(script), "--runs", "6", "--groups", "2", "--steps", "40", "--keys", "3",
+                           "--keep", str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("6 runs in 2 groups (6 metrics.csv files, 28 rows each)")
+    assert proc.stdout.startswith("6 runs in 2 groups (6 metrics.csv files, 28 rows each, 3 more config keys that "
+                                  "differ)")
     assert "normbench report (whole process" in proc.stdout
     assert (next((tmp_path / "runs").rglob("report.html"))).stat().st_size > 10_000
+
+
+def test_a_report_never_writes_through_a_symlink(report, tmp_path):
+    sweep = write_sweep(tmp_path / "s")
+    for seed in range(2):
+        write_run(sweep / str(seed), seed=seed)
+    (tmp_path / "elsewhere").mkdir()
+    (sweep / "report").symlink_to(tmp_path / "elsewhere")
+    code, out, err = report("s")
+    assert code == 2 and err.startswith("normbench: error: --out s/report: a symlink") and out == ""
+    assert not any((tmp_path / "elsewhere").iterdir())
+    (sweep / "report").unlink()
+    (sweep / "report").mkdir()
+    (tmp_path / "victim").write_text("not normbench's\n")
+    (sweep / "report" / "summary.md").symlink_to(tmp_path / "victim")
+    code, out, err = report("s")
+    assert code == 2 and err.strip() == ("normbench: error: s/report/summary.md: a symlink (to "
+                                         f"{tmp_path / 'victim'}) inside a report directory; allowed: plain files "
+                                         "there (normbench never writes through a symlink, or into a FIFO or device, "
+                                         "inside a report directory: remove it)")
+    assert (tmp_path / "victim").read_text() == "not normbench's\n"
+
+
+def test_a_metrics_file_that_leads_outside_its_run_is_never_read(report, tmp_path):
+    sweep = write_sweep(tmp_path / "s")
+    for seed in range(2):
+        write_run(sweep / str(seed), seed=seed)
+    (tmp_path / "passwd").write_text("root:x:0:0:SECRET\n")  # (a link to /dev/zero: test_files.py, bounded)
+    (sweep / "0" / "metrics.csv").unlink()
+    (sweep / "0" / "metrics.csv").symlink_to(tmp_path / "passwd")
+    code, out, err = report(sweep)
+    assert code == 0, err
+    assert err.strip().splitlines() == ["normbench: warning: skipped s/0: unknown layout: metrics.csv is a symlink "
+                                        "leading outside its directory"]
+    assert "SECRET" not in (sweep / "report" / "report.html").read_text()
+
+
+def test_out_and_paths_may_start_with_the_home_directory(report, tmp_path, monkeypatch):
+    sweep = write_sweep(tmp_path / "home" / "s")
+    write_run(sweep / "0")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    code, _, err = report("~/s", "--out=~/x", "--no-pictures")  # the shell leaves ~ after = as it is
+    assert code == 0, err
+    assert (tmp_path / "home" / "x" / "report.html").exists() and not (tmp_path / "~").exists()
+
+
+def test_grouping_costs_no_more_frame_operations_with_more_differing_keys(tmp_path, monkeypatch):
+    """The report is near-linear in the config keys that differ: the number of whole-frame
+    operations (each of which copies every column) does not grow with them. One per key made
+    it quadratic: 3,000 keys took 118 s. (Counted, not timed.)"""
+    from collections import Counter
+
+    from normbench.report import load, table
+
+    counts: Counter = Counter()
+    for name in ("set_index", "reset_index", "copy", "insert", "__setitem__", "assign", "merge", "join"):
+        def counted(*args, _real=getattr(pd.DataFrame, name), _name=name, **kwargs):
+            counts[_name] += 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(pd.DataFrame, name, counted)
+
+    def cost(keys: int) -> int:
+        sweep = write_sweep(tmp_path / f"k{keys}")
+        for i in range(8):
+            write_run(sweep / str(i), seed=i % 2, steps=20, status="failed" if i == 7 else "completed",
+                      **{f"extra_{k}": (i // 2 + k) % 4 for k in range(keys)})  # 4 groups of 2 seeds
+        counts.clear()
+        loaded = load.load([sweep])
+        runs = loaded.runs
+        axes = table.resolve_axes(runs, loaded.config_keys, None)
+        assert len(axes) == keys
+        runs["group"] = table.group_labels(runs, axes)
+        table.summarize(runs, axes, "final_val_acc", None)
+        return sum(counts.values())
+
+    assert cost(40) == cost(10) > 0

@@ -127,6 +127,8 @@ def test_a_sweep_that_never_ran_is_an_error(tmp_path):
              "cannot make this directory")
     one_line(run_cli("train", "-m", "seed=0,1", *QUICK, "hydra.sweep.dir=", cwd=tmp_path), 2,
              "would write into the working directory")
+    one_line(run_cli("train", "-m", "+dropuot=0.1,0.2", *QUICK, cwd=tmp_path), 2,  # an added key, in every job
+             "dropuot=0.1 is not a setting of normbench (did you mean dropout?)")
     assert not (tmp_path / "outputs").exists()
 
 
@@ -217,3 +219,84 @@ def test_evaluate_refuses_a_checkpoint_whose_config_is_incomplete(trained, tmp_p
     del state["config"]["model"]
     torch.save(state, tmp_path / "partial.pt")
     one_line(run_cli("evaluate", "partial.pt", cwd=tmp_path), 2, "its config is not one normbench can build")
+
+
+def test_a_saved_group_value_never_loads_a_file_from_anywhere(tmp_path):
+    """The issue's reproduction: a saved experiment= that walks to a YAML beside the run,
+    whose Hydra callback would make a directory."""
+    (tmp_path / "s" / ".hydra").mkdir(parents=True)
+    (tmp_path / "s" / ".hydra" / "overrides.yaml").write_text(
+        "- epochs=1\n- experiment=../../../../../../../../../../proc/self/cwd/s/evil\n")
+    (tmp_path / "s" / "evil.yaml").write_text(
+        "# @package _global_\nhydra:\n  callbacks:\n    p:\n      _target_: os.makedirs\n      name: PWNED\n")
+    proc = run_cli("train", "resume=s", cwd=tmp_path)
+    one_line(proc, 2, "resume=s: .hydra/overrides.yaml: refused 'experiment=../", "is not the name of an option")
+    assert not (tmp_path / "PWNED").exists() and sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        ".hydra", "evil.yaml"]
+
+
+LINKED = {  # (what in the run directory becomes a symlink to a file outside it, the command's own arguments)
+    ".hydra/config.yaml": ["epochs=3", "lr=0.1"],  # written by Hydra even though the resume is then refused
+    "train.log": ["epochs=3"],
+    ".lock": ["epochs=3"],
+    "metrics.csv": ["epochs=3"],  # dangling: it would be created
+}
+
+
+@pytest.mark.parametrize("name", LINKED)
+def test_nothing_is_written_through_a_symlink_in_a_run_directory(trained, tmp_path, name):
+    run = copy_of(trained, tmp_path)
+    victim = tmp_path / "victim"
+    if name != "metrics.csv":
+        victim.write_text("not normbench's\n")
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(victim)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and not p.is_symlink()}
+    one_line(run_cli("train", f"resume={run}", "progress=false", *LINKED[name], cwd=tmp_path), 2,
+             f"{name}: a symlink", "inside a run directory")
+    assert (victim.read_text() == "not normbench's\n") if name != "metrics.csv" else not victim.exists()
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and not p.is_symlink()} == before
+
+
+def test_a_new_run_or_sweep_never_writes_through_a_symlink_in_its_directory(tmp_path):
+    (tmp_path / "R").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "R" / ".hydra").symlink_to(tmp_path / "elsewhere")
+    one_line(run_cli("train", *QUICK, "hydra.run.dir=R", cwd=tmp_path), 2, "R/.hydra: a symlink")
+    assert not any((tmp_path / "elsewhere").iterdir()) and [p.name for p in (tmp_path / "R").iterdir()] == [".hydra"]
+    (tmp_path / "S" / "seed=1").mkdir(parents=True)  # a sweep's job folders are checked the same way
+    (tmp_path / "S" / "seed=1" / "train.log").symlink_to(tmp_path / "victim")
+    one_line(run_cli("train", "-m", "seed=0,1", *QUICK, "hydra.sweep.dir=S", cwd=tmp_path), 2,
+             "S/seed=1/train.log: a symlink")
+    assert not (tmp_path / "victim").exists() and sorted(p.name for p in (tmp_path / "S").iterdir()) == ["seed=1"]
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was_and_resumable(trained, tmp_path):
+    run = copy_of(trained, tmp_path)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    one_line(run_cli("train", f"resume={run}", "epochs=3", "lr=0.1", cwd=tmp_path), 2, "lr=0.1 differs")
+    # .hydra/ included: its saved overrides must not now say lr=0.1 (every later resume would be refused)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    proc = run_cli("train", f"resume={run}", "epochs=3", "progress=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run / "summary.json").read_text())["epochs_completed"] == 3
+
+
+def test_a_fifo_or_an_expanding_yaml_in_a_run_directory_is_refused_at_once(trained, tmp_path):
+    run = copy_of(trained, tmp_path)
+    (run / "metrics.csv").unlink()
+    os.mkfifo(run / "metrics.csv")  # resume waited on it for ever (and ignored the first SIGTERM)
+    one_line(run_cli("train", f"resume={run}", "epochs=3", cwd=tmp_path, timeout=60), 2, "metrics.csv: a FIFO")
+    (run / "metrics.csv").unlink()
+    shutil.copy(trained / "metrics.csv", run / "metrics.csv")
+    laughs = ["a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
+    laughs += [f"{x}: &{x} [*{y},*{y},*{y},*{y},*{y},*{y},*{y},*{y},*{y}]" for x, y in zip("bcdefghi", "abcdefgh")]
+    (run / ".hydra" / "overrides.yaml").write_text("- {" + ", ".join(laughs) + "}\n")  # 43 s and 3.4 GB before
+    one_line(run_cli("train", f"resume={run}", cwd=tmp_path, timeout=60), 2, "anchors or aliases")
+    sweep = tmp_path / "sweep"
+    shutil.copytree(trained, sweep / "a", ignore=shutil.ignore_patterns(".lock"))
+    shutil.copytree(trained, sweep / "b", ignore=shutil.ignore_patterns(".lock"))
+    (sweep / "b" / "summary.json").unlink()
+    os.mkfifo(sweep / "b" / "summary.json")  # report waited on it for ever
+    proc = run_cli("report", str(sweep), "--no-pictures", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0 and "skipped sweep/b: unknown layout: summary.json is a FIFO" in proc.stderr

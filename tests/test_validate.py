@@ -4,7 +4,7 @@ import pytest
 
 from conftest import make_cfg
 from normbench.errors import UsageError
-from normbench.validate import check_against_data, check_config
+from normbench.validate import check_against_data, check_config, check_keys
 
 BAD = [
     (["dropout=1.5"], "dropout=1.5", "0 <= dropout < 1"),
@@ -122,3 +122,24 @@ def test_resume_switched_off_is_no_resume(off):
 
     assert run_args(["epochs=1", f"resume={off}"]) == ["epochs=1"]
     assert sweep_args(["-m", f"resume={off}", "seed=0,1"]) == ["-m", "seed=0,1"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["+dropuot=0.5"], "dropuot=0.5 is not a setting of normbench (did you mean dropout?); allowed: "),
+    (["++lrr=0.1"], "lrr=0.1 is not a setting of normbench (did you mean lr?)"),
+    (["+norm.groups=4"], "norm.groups=4 is not a setting of norm=bn; allowed: norm.name, norm.momentum"),
+    (["norm=ln", "++norm.momentum=0.1"], "norm.momentum=0.1 is not a setting of norm=ln; allowed: norm.name, norm.eps"),
+    (["+model.widht=3"], "model.widht=3 is not a setting of model=mlp (did you mean model.width?)"),
+    (["~dropout"], "dropout has no value (deleted with ~dropout?)"),
+    (["~norm"], "norm has no value (deleted with ~norm?)"),
+])
+def test_an_added_or_deleted_key_is_refused_with_the_key_it_may_have_meant(overrides, message):
+    with pytest.raises(UsageError) as e:
+        check_keys(make_cfg(*overrides))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_documented_override_form_that_keeps_the_schema_passes():
+    for overrides in (["++lr=0.1"], ["++norm.eps=1e-3"], ["~experiment"], ["experiment=init"], ["norm=gn"],
+                      ["+hydra.job.env_set.X=1"]):
+        check_keys(make_cfg(*overrides))

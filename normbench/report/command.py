@@ -86,6 +86,8 @@ def _default_out(paths: list[Path]) -> Path:
 
 
 def _check(args) -> None:
+    args.paths = [p.expanduser() for p in args.paths]  # --out=~/x reaches normbench unexpanded
+    args.out = args.out.expanduser() if args.out is not None else None
     if args.metric not in METRICS:
         raise UsageError(f"--metric {args.metric}: not a result normbench records; allowed: {', '.join(METRICS)}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
@@ -93,11 +95,21 @@ def _check(args) -> None:
 
 
 def _make_out(out: Path) -> None:
+    """The report directory, made if missing: never a symlink, nor holding one (or a FIFO)
+    where the report writes (normbench never writes through one)."""
+    from ..errors import disk_problem
+    from ..files import refuse_links
+
+    if out.is_symlink():
+        raise UsageError(f"--out {out}: a symlink (to {os.readlink(out)}); allowed: a directory (normbench never "
+                         f"writes a report through a symlink)")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"--out {out}: cannot make this directory ({e.strerror}); allowed: a directory you can "
-                         f"write to") from e
+        e.filename = e.filename or str(out)
+        raise UsageError(f"--out {out}: cannot make this directory ({disk_problem(e) or e.strerror}); allowed: a "
+                         f"directory you can write to") from e
+    refuse_links(out, "report directory")
 
 
 def run(argv: list[str]) -> int:
@@ -128,8 +140,12 @@ def run(argv: list[str]) -> int:
     out = args.out or _default_out(paths)
     _make_out(out)
     pooled = table.pooled(runs, loaded.config_keys, axes)
-    return _write(out, args, argv, loaded, axes, summary, facts(loaded, axes, summary, args.paired, pooled),
-                  lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, args.metric, out, x))
+    from ..files import writing
+
+    with writing(out):  # a full disk is named: no space left on <device> writing <out>
+        return _write(out, args, argv, loaded, axes, summary, facts(loaded, axes, summary, args.paired, pooled),
+                      lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, args.metric, out,
+                                                               x))
 
 
 def _write(out, args, argv, loaded, axes, summary, facts_, pictures) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError, described
+from ..files import MAX_CSV_BYTES, BadFile, open_regular
 from ..identity import canonical
 from ..rundir import (CSV_COLUMNS, HISTOGRAM_COLUMNS, HISTOGRAMS, METRICS, NUMBERS, STATUSES,
                       SUMMARY, SWEEP_CONFIG, Unreadable, flat, is_management, read_summary, shown, sweeps)
@@ -79,7 +80,7 @@ def read_metrics(run_dir: Path, status: str) -> pd.DataFrame | None:
     that never trained (``failed`` before its first step) may have no metrics.csv; any
     other run without one is skipped."""
     path = run_dir / METRICS
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         if status == "failed":
             return None
         raise Skip(f"incomplete: no {METRICS} for a run whose status is {status}")
@@ -87,9 +88,14 @@ def read_metrics(run_dir: Path, status: str) -> pd.DataFrame | None:
 
 
 def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
-    """A run's CSV file with exactly ``columns``; raises Skip saying why it cannot be read."""
+    """A run's CSV file with exactly ``columns``; raises Skip saying why it cannot be read
+    (a FIFO, a device, a symlink out of the run directory or a file over MAX_CSV_BYTES is
+    not opened: ``files.open_regular``)."""
     try:
-        frame = pd.read_csv(path)
+        with open_regular(path, MAX_CSV_BYTES, within=path.parent) as f:
+            frame = pd.read_csv(f)
+    except BadFile as e:
+        raise Skip(f"unknown layout: {e}") from None
     except pd.errors.EmptyDataError as e:
         raise Skip(f"corrupt {path.name}: empty") from e
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, MemoryError) as e:
@@ -219,14 +225,24 @@ def load(paths: list[Path]) -> Runs:
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    runs = pd.DataFrame(rows)
-    for column in [c for c in runs.columns if c.startswith("config.")]:  # values as the config has them
-        runs[column] = pd.Series([r.get(column) for r in rows], index=runs.index, dtype=object)
-    if runs.empty:
-        runs = pd.DataFrame(columns=["run_dir", "status", "error", "overrides", *NUMBERS])
+    """One row per run; built column by column in one go (a frame grown a column at a time
+    costs a copy of every column per column: quadratic in the config keys)."""
+    if not rows:
+        return pd.DataFrame(columns=["run_dir", "status", "error", "overrides", *NUMBERS]).astype(
+            {key: float for key in NUMBERS})
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    columns = {}
+    for name in names:
+        values = [r.get(name) for r in rows]
+        if name in NUMBERS:
+            columns[name] = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype(float)
+        elif name.startswith("config."):  # values as the config has them
+            columns[name] = pd.Series(values, dtype=object)
+        else:
+            columns[name] = pd.Series(values)
     for key in NUMBERS:
-        runs[key] = pd.to_numeric(runs[key], errors="coerce").astype(float)
-    return runs
+        columns.setdefault(key, pd.Series(np.nan, index=range(len(rows)), dtype=float))
+    return pd.DataFrame(columns)
 
 
 def read_histograms(run_dir: str) -> pd.DataFrame | None:
@@ -234,7 +250,7 @@ def read_histograms(run_dir: str) -> pd.DataFrame | None:
     recorded, or None when the run recorded none (probes off). Raises Skip when its
     histograms.csv cannot be read."""
     path = Path(run_dir) / HISTOGRAMS
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
     h = read_csv(path, HISTOGRAM_COLUMNS)
     numbers = h[["step", "left", "right", "count"]].apply(pd.to_numeric, errors="coerce")

@@ -49,10 +49,11 @@ def resolve_axes(runs: pd.DataFrame, config_keys: list[str], by: list[str] | Non
         text = {k: runs[f"config.{k}"].map(value_text) for k in config_keys}
         # n/a (a setting a run's norm ignores) is no value of its own: it does not make a key vary
         varying = [k for k in config_keys if k not in NOT_AXES and text[k][text[k] != NOT_APPLICABLE].nunique() > 1]
+        names = set(varying)
         # a group's own keys (norm.momentum, ...) that change only with its option (norm.name,
         # e.g. absent for norm=none) say nothing the option does not
         return [k for k in varying
-                if not (k.rpartition(".")[0] and (name := k.rpartition(".")[0] + ".name") in varying and name != k
+                if not (k.rpartition(".")[0] and (name := k.rpartition(".")[0] + ".name") in names and name != k
                         and text[k].groupby(text[name]).nunique().max() <= 1)]
     axes = []
     for name in by:
@@ -204,11 +205,11 @@ def _counts(runs: pd.DataFrame, table: pd.DataFrame, metric: str) -> None:
 def summarize(runs: pd.DataFrame, axes: list[str], metric: str, baseline: str | None,
               paired: bool = False) -> Summary:
     """The table and what it rests on. ``runs`` must have a ``group`` column (group_labels)."""
-    settings = runs.groupby("group", sort=True)[[f"config.{k}" for k in axes]].first().reset_index()
+    # .copy(): groupby's first() gives a block per column, which reset_index would warn about
+    settings = runs.groupby("group", sort=True)[[f"config.{k}" for k in axes]].first().copy().reset_index()
     base = find_baseline(settings, axes, baseline)
-    table = settings.set_index("group")[[]].copy()
-    for k in axes:
-        table[short(k)] = settings.set_index("group")[f"config.{k}"].map(value_text)
+    indexed = settings.set_index("group")  # once: per key it would cost a copy of every key's column (K x K)
+    table = pd.DataFrame({short(k): indexed[f"config.{k}"].map(value_text) for k in axes}, index=indexed.index)
     done = runs[runs["status"] == "completed"]
     _counts(runs, table, metric)
     scales = {}

@@ -85,8 +85,10 @@ def _untrained(cfg: DictConfig, hc, run_dir: Path, status: str, error: Optional[
 
 def run_job(cfg: DictConfig) -> dict:
     """Run one job; its summary (as a dict) whatever happened."""
+    from .. import streams
     from ..app import register
 
+    streams.guard()  # a job process's terminal may be closed or gone (normbench train -m ... | head)
     register()  # this may be a fresh job process: the resolvers the launcher's config uses
     hc = HydraConfig.get()
     run_dir, sweep_dir = Path(hc.runtime.output_dir), Path(hc.sweep.dir)

@@ -27,15 +27,20 @@ def task_overrides(args: Sequence[str]) -> list[str]:
 
 
 def _saved(sweep_dir: Path, source: str) -> tuple[list, list]:
-    """(task overrides, Hydra overrides) of the sweep in ``sweep_dir``, as read (unchecked)."""
+    """(task overrides, Hydra overrides) of the sweep in ``sweep_dir``, as read (unchecked;
+    the file bounded, typed and without anchors: ``files.load_yaml``)."""
     import yaml
+
+    from ..files import BadFile, load_yaml
 
     record = sweep_dir / SWEEP_CONFIG
     try:
-        data = yaml.safe_load(record.read_text())
+        data = load_yaml(record, within=sweep_dir)
         saved = data["hydra"]["overrides"]
         task, hydra = list(saved.get("task") or []), list(saved.get("hydra") or [])
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+    except BadFile as e:
+        raise UsageError(f"{source}: refused: {e}; allowed: the {SWEEP_CONFIG} normbench train -m wrote") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"{source}: not readable as Hydra's record of a sweep ({type(e).__name__}); allowed: the "
                          f"{SWEEP_CONFIG} normbench train -m wrote") from None
     return task, hydra
@@ -63,7 +68,7 @@ def sweep_args(args: list[str]) -> list[str]:
     value, args = resume_value(args, allowed)
     if value is None:
         return args
-    from ..trust import check_overrides
+    from ..trust import check_overrides, config_dirs
 
     if value.lower() == "true":
         sweep_dir = next((Path(a.split("=", 1)[1]) for a in args if key(a) == "hydra.sweep.dir"), None)
@@ -81,7 +86,8 @@ def sweep_args(args: list[str]) -> list[str]:
                          f"directory normbench train -m made (outputs/multirun/...)")
     source = f"resume={value}: {SWEEP_CONFIG}"
     task, hydra = _saved(sweep_dir, source)
-    saved = [o for o in check_overrides(task, source, sweep=True) if key(o) != "resume"]
+    saved = [o for o in check_overrides(task, source, sweep=True, config_dirs=config_dirs(args))
+             if key(o) != "resume"]
     unset = [str(o) for o in hydra if key(str(o)) not in HYDRA_SET_HERE and key(str(o)) not in map(key, args)]
     if unset:
         print(f"normbench: {source}: its Hydra settings ({' '.join(unset)[:200]}) are not replayed from the "

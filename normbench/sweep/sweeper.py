@@ -32,6 +32,7 @@ from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf, open_dict
 
 from ..errors import SweepFailed, UsageError
+from ..files import refuse_links
 from ..identity import canonical
 from ..overrides import key
 from ..rundir import SWEEP_CONFIG, DirectoryLock, flat, remove_empty_dirs, shown, summary_or_none, usable_dir
@@ -59,6 +60,9 @@ class Sweep:
             jobs, varying = grid.jobs(values)
             configs = self._checked(jobs, sweep_dir)
             unique, duplicates = same_runs(jobs, configs)
+            refuse_links(sweep_dir, "sweep directory")  # before its lock, multirun.yaml and the jobs' .hydra/
+            for job in unique:
+                refuse_links(sweep_dir / job.name, "run directory")
             lock = DirectoryLock(sweep_dir, "sweep")
             if existed and (sweep_dir / SWEEP_CONFIG).exists() and not self.config.get("resume"):
                 raise UsageError(f"hydra.sweep.dir={shown(sweep_dir)} holds a sweep already; allowed: resume=true "
@@ -103,15 +107,19 @@ class Sweep:
 
     def _checked(self, jobs: list[grid.Job], sweep_dir: Path) -> dict:
         """Each job's resolved config (hydra aside), after checking it."""
-        from ..validate import check_config
+        from omegaconf.errors import OmegaConfBaseException
+
+        from ..errors import first_line
+        from ..validate import check_config, check_keys
 
         configs = {}
         for job in jobs:
             cfg = self.context.config_loader.load_sweep_config(self.config, job.launched_with)
             try:
+                check_keys(cfg)
                 check_config(cfg)
-            except UsageError as e:
-                raise UsageError(f"{e} (in the sweep job {' '.join(job.overrides)})") from None
+            except (UsageError, OmegaConfBaseException) as e:
+                raise UsageError(f"{first_line(e)} (in the sweep job {' '.join(job.overrides)})") from None
             with open_dict(cfg):
                 del cfg["hydra"]
             configs[job.name] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..errors import disk_problem
 from ..rundir import LOG, STATUSES, SUMMARY, shown, summary_or_none
 
 ORDER = (*STATUSES, "duplicate")
@@ -52,8 +53,8 @@ def outcome(name: str, job_dir: Path, returned, stopping: bool) -> Outcome:
     if returned is not None:
         try:
             value = returned.return_value  # raises what the task raised, if it did
-        except Exception as e:  # the job wrapper records failures itself; this is a bug's trace
-            return Outcome(name, job_dir, "failed", f"{type(e).__name__}: {e}")
+        except Exception as e:  # the job wrapper records failures itself; this is a bug's trace, or a full disk
+            return Outcome(name, job_dir, "failed", disk_problem(e) or f"{type(e).__name__}: {e}")
         if isinstance(value, dict) and value.get("status") in STATUSES:
             return Outcome(name, job_dir, value["status"], value.get("error"))
     s = summary_or_none(job_dir)
