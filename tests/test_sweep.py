@@ -293,8 +293,8 @@ def test_every_experiment_preset_defines_a_grid_of_valid_runs(name):
     assert len(list(product(*grid))) >= 6
     for combo in product(*grid):
         check_config(make_cfg(f"experiment={name}", *combo))
-    assert PRESETS == ["batch_size", "bn_sigmoid", "dropout_shift", "init", "lr_stability", "placement", "small_batch",
-                       "smoothness"]
+    assert PRESETS == ["batch_size", "bn_sigmoid", "dropout_shift", "init", "lr_stability", "placement",
+                       "prenorm_postnorm", "resnet_cifar", "small_batch", "smoothness", "vgg_smoothness"]
 
 
 def test_job_directories_and_the_keys_that_name_them():
