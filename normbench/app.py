@@ -11,54 +11,25 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from hydra_plugins.normbench_sweeper.normbench_sweeper import NormbenchSweeper
+from omegaconf import DictConfig
 
 from . import files
 from .errors import Ended, Interrupted, NothingToDo, RunFailed, UsageError
+from .resolvers import register_config
+from .run import Place, result_lines, train
 from .rundir import LOCK, LOG, remove_empty_dirs
-
-
-def n_jobs(device: str, jobs_per_gpu: int) -> int:
-    """``${normbench.n_jobs:...}`` in conf/hydra/launcher/local.yaml: the local launcher's
-    job count (sweep/resources.py), imported only when a sweep asks for it."""
-    from .sweep.resources import n_jobs as count
-
-    return count(device, jobs_per_gpu)
+from .signals import stop_on_signals
 
 
 def register() -> None:
-    """Register normbench's schemas in Hydra's ConfigStore, its sweeper with Hydra's
-    plugins (Hydra finds plugins by listing the hydra_plugins package, which an editable
-    install hides), and its resolvers. Idempotent."""
-    from hydra.core.plugins import Plugins
-    from hydra_plugins.normbench_sweeper.normbench_sweeper import NormbenchSweeper
-
-    from .config import register as register_schemas
-
-    register_schemas()
+    """Register normbench's schemas and resolvers (resolvers.py) and its sweeper with
+    Hydra's plugins (Hydra finds plugins by listing the hydra_plugins package, which an
+    editable install hides). Idempotent."""
+    register_config()
     Plugins.instance().register(NormbenchSweeper)
-    if not OmegaConf.has_resolver("normbench.n_jobs"):
-        OmegaConf.register_new_resolver("normbench.n_jobs", n_jobs)
-    if not OmegaConf.has_resolver("normbench.run_name"):
-        OmegaConf.register_new_resolver("normbench.run_name", run_name)
-    if not OmegaConf.has_resolver("normbench.norms"):
-        OmegaConf.register_new_resolver("normbench.norms", norm_lines)
-
-
-def norm_lines() -> str:
-    """``${normbench.norms:}`` in ``train --help``: one line per row of the norm table."""
-    from .norms import NORMS
-
-    return "\n".join(f"    {name:<5} {row.label}: {row.summary}" for name, row in NORMS.items())
-
-
-def run_name(override_dirname: str) -> str:
-    """``_model=cnn,norm=bn`` after a single run's timestamp: its overrides, so that
-    ``tensorboard --logdir outputs`` lists runs by what they are (none: nothing)."""
-    from .rundir import safe_name
-
-    return "_" + safe_name(override_dirname)[:120] if override_dirname else ""
 
 
 def single_run(cfg: DictConfig):
@@ -71,9 +42,6 @@ def single_run(cfg: DictConfig):
 
 
 def _single_run(cfg: DictConfig):
-    from .run import Place, result_lines, train
-    from .signals import stop_on_signals
-
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     place = Place(run_dir, list(hc.overrides.task), resume=bool(cfg.resume), threads=cfg.threads)
@@ -104,6 +72,7 @@ def discard_hydra_files(run_dir: Path) -> None:
 @hydra.main(config_path="pkg://normbench.conf", config_name="config", version_base="1.3")
 def task(cfg: DictConfig):
     if HydraConfig.get().mode == RunMode.MULTIRUN:
+        # the sweep package: only in a sweep's job (a single run imports none of it)
         from .sweep.job import run_job
 
         return run_job(cfg)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
-import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -28,8 +27,14 @@ from typing import Optional
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from .. import streams
 from ..errors import NothingToDo, RunFailed, UsageError
+from ..resolvers import register_config
+from ..run import Place, new_summary, train
 from ..rundir import (CHECKPOINT, DirectoryLock, Summary, clear_attempt, shown, summary_or_none, write_summary)
+from ..signals import hand_on, stop_on_signals
+from .progress import ended
+from .resources import cuda_devices, gpu_slot, launcher_kind, threads_for_job
 
 log = logging.getLogger("normbench")
 STOP_MARKER = ".stop"  # in the sweep directory: written when the sweep is asked to stop
@@ -76,20 +81,21 @@ def start_job(run_dir: Path, resume: bool) -> JobStart:
 
 def _untrained(cfg: DictConfig, hc, run_dir: Path, status: str, error: Optional[str]) -> Summary:
     """Record a job that did not train (``status``: failed or interrupted)."""
-    from ..run import new_summary
-
     summary = new_summary(cfg, run_dir, hc.overrides.task, status=status, error=error)
     write_summary(run_dir, summary)
     return summary
 
 
+def _busy(cfg: DictConfig, hc, run_dir: Path, error: str) -> Summary:
+    """A job whose directory another normbench holds: failed, with why, and nothing written
+    there (the summary is only returned, to the sweep's tally, which says it)."""
+    return new_summary(cfg, run_dir, hc.overrides.task, status="failed", error=error)
+
+
 def run_job(cfg: DictConfig) -> dict:
     """Run one job; its summary (as a dict) whatever happened."""
-    from .. import streams
-    from ..app import register
-
     streams.guard()  # a job process's terminal may be closed or gone (normbench train -m ... | head)
-    register()  # this may be a fresh job process: the resolvers the launcher's config uses
+    register_config()  # this may be a fresh job process: the resolvers the launcher's config uses
     hc = HydraConfig.get()
     run_dir, sweep_dir = Path(hc.runtime.output_dir), Path(hc.sweep.dir)
     t0 = time.perf_counter()
@@ -97,26 +103,19 @@ def run_job(cfg: DictConfig) -> dict:
         summary, skipped = _job(cfg, hc, run_dir, sweep_dir)
     finally:
         _ignore_ctrl_c_between_jobs()
-    if summary is not None:
-        _say(summary, run_dir, sweep_dir, time.perf_counter() - t0, skipped)
-    return summary.as_dict() if summary is not None else {}
+    _say(summary, run_dir, sweep_dir, time.perf_counter() - t0, skipped)
+    return summary.as_dict()
 
 
-def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> tuple[Optional[Summary], bool]:
-    """The job's summary (None when another process holds its directory), and whether it
-    was skipped (finished earlier)."""
-    from ..run import Place, train
-    from ..signals import hand_on, stop_on_signals
-    from .resources import launcher_kind, threads_for_job
-
+def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> tuple[Summary, bool]:
+    """The job's summary, and whether it was skipped (finished earlier)."""
     with ExitStack() as held, stop_on_signals() as (stop, previous):  # a job process must not die between jobs
         if stop_requested(sweep_dir):  # the sweep was stopped before this job began
             return summary_or_none(run_dir) or _untrained(cfg, hc, run_dir, "interrupted", None), False
         try:
             held.callback(DirectoryLock(run_dir, "run directory").release)
-        except UsageError as e:
-            print(f"normbench: error: {shown(run_dir, sweep_dir)}: {e}", file=sys.stderr, flush=True)
-            return None, False
+        except UsageError as e:  # another process writes there: its files are not this job's to touch
+            return _busy(cfg, hc, run_dir, str(e)), False
         start = start_job(run_dir, resume=bool(cfg.resume))
         if start.skip is not None:
             return start.skip, True
@@ -142,8 +141,6 @@ def _job(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path) -> tuple[Optional[
 
 def _gpu(cfg: DictConfig, local: bool, sweep_dir: Path, held: ExitStack) -> Optional[str]:
     """A local sweep on several GPUs: the GPU of the slot this job holds for its lifetime."""
-    from .resources import cuda_devices, gpu_slot
-
     if not local or cfg.device not in ("auto", "cuda"):
         return None
     gpus = cuda_devices(cfg.device)
@@ -153,8 +150,6 @@ def _gpu(cfg: DictConfig, local: bool, sweep_dir: Path, held: ExitStack) -> Opti
 def _say(s: Summary, run_dir: Path, sweep_dir: Path, seconds: float, skipped: bool) -> None:
     """One line per job, with where the sweep is (``3/14 done, ~20 s left``): the sweep
     prints the tally and where things are."""
-    from .progress import ended
-
     done = {"completed": f"val/acc {s.final_val_acc:.4f}" if s.final_val_acc is not None else "",
             "diverged": f"at step {s.diverged_at_step}", "failed": s.error or "",
             "interrupted": f"after {s.steps} steps"}[s.status]
