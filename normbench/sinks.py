@@ -7,13 +7,20 @@ in every sink (``train/loss``, ``val/acc``, ``grad_norm/block1.linear``,
 from __future__ import annotations
 
 import csv
+import io
 import re
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
-from .files import open_append, writing
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+from torch.utils.tensorboard import SummaryWriter
+
+from .files import MAX_CSV_BYTES, open_append, read_bytes, writing
 from .probes import Histogram
 from .rundir import CSV_COLUMNS, HISTOGRAM_COLUMNS, atomic_write
 
@@ -56,8 +63,6 @@ def layout(tags):
     clicked, one category per quantity measured at each layer or norm site, a chart per
     layer (site). Only charts of recorded tags: none that would say "Matches (0)".
     TensorBoard merges the layouts of many runs, category by category."""
-    from tensorboard.plugins.custom_scalar import layout_pb2
-
     def chart(title: str, tag: str):
         return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=[f"^{re.escape(tag)}$"]))
 
@@ -74,11 +79,6 @@ def layout(tags):
 def layout_summary(tags):
     """The layout of ``tags`` as the Summary proto TensorBoard reads it from (the tensor of
     the ``custom_scalars__config__`` tag)."""
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.compat.proto.tensor_pb2 import TensorProto
-    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
-    from tensorboard.plugins.custom_scalar import metadata
-
     tensor = TensorProto(dtype="DT_STRING", string_val=[layout(tags).SerializeToString()],
                          tensor_shape=TensorShapeProto())
     return Summary(value=[Summary.Value(tag=metadata.CONFIG_SUMMARY_TAG, tensor=tensor,
@@ -90,10 +90,6 @@ def keep_rows_up_to(path: Path, step: int, columns: int) -> None:
     step (rows after it belong to the part of the run being redone; a torn last line,
     from a killed process, is dropped). At step 0 nothing is kept: the step-0 probes are
     measured again."""
-    import io
-
-    from .files import MAX_CSV_BYTES, read_bytes
-
     if not path.exists() and not path.is_symlink():
         return
     text = read_bytes(path, MAX_CSV_BYTES, within=path.parent).decode("utf-8", errors="replace")  # typed, bounded
@@ -171,8 +167,6 @@ class TensorBoardSink:
     TensorBoard shows the last one written."""
 
     def __init__(self, run_dir: Path, resume_step: Optional[int] = None):
-        from torch.utils.tensorboard import SummaryWriter  # imports TensorBoard: only when a run starts
-
         purge = None if resume_step is None else resume_step + 1 if resume_step > 0 else 0
         self._writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10, purge_step=purge)
         self._tags: dict[str, None] = {}  # the scalar tags recorded, in order
@@ -181,15 +175,20 @@ class TensorBoardSink:
         self._step = 0 if resume_step is None else resume_step
 
     def log(self, step: int, epoch: int, metrics: dict) -> None:
+        """The scalars of one call as one event (one Summary value per tag: what
+        ``add_scalar`` writes, tag by tag, at a tenth of the cost), histograms each their own."""
         now = time.time()
         self._step = step
+        scalars = []
         for tag, value in metrics.items():
             if isinstance(value, Histogram):
                 self._writer.add_histogram_raw(tag, value.min, value.max, value.num, value.sum, value.sum_squares,
                                                list(value.edges[1:]), list(value.counts), step, walltime=now)
             else:
                 self._tags.setdefault(tag)
-                self._writer.add_scalar(tag, value, step, walltime=now)
+                scalars.append(Summary.Value(tag=tag, simple_value=float(value)))
+        if scalars:
+            self._writer.file_writer.add_summary(Summary(value=scalars), step, now)
 
     def write(self, summaries: list) -> None:
         """Summary protos made elsewhere (the run's HParams session, hparams.py) in this
@@ -227,7 +226,7 @@ class ProgressSink:
         self._step = start
         self._last: dict = {}
         if self._stream is not None and self._stream.isatty():
-            from tqdm import tqdm
+            from tqdm import tqdm  # only on a terminal: runs in a sweep or a pipe never import it
 
             self._bar = tqdm(total=total_steps, initial=start, unit="step", file=self._stream, dynamic_ncols=True,
                              leave=True)
