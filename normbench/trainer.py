@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import build_augment
-from .batchnorm import evaluate, recompute_bn_stats
+from .batchnorm import batchnorm_layers, evaluate, recompute_bn_stats
 from .budget import effective_lr, plan
 from .checkpoint import evaluated_at
 from .data import Data
@@ -113,6 +113,7 @@ class Trainer:
         self.augment = build_augment(cfg.data, data.blank, cfg.seed, device)
         self.grad_norms = GradNorms(model)
         self.update_ratios = UpdateRatios(model)
+        self.batch_stats = bool(batchnorm_layers(model))  # a norm whose train and eval modes differ
         n_probe = min(cfg.probe_batch_size, len(data.train))
         self.probe_every = probe_interval(cfg.probe_every, self.total_steps)
         self.probes = Probes(model, data.train.x[:n_probe], seed=cfg.seed) if self.probe_every > 0 else None
@@ -321,8 +322,9 @@ class Trainer:
         ``val/loss``, ``val/acc``: eval mode, the way the model is used after training.
         ``val/loss_train_mode``, ``val/acc_train_mode``: BatchNorm with the statistics of
         each batch of ``batch_size`` instead (dropout off in both), and
-        ``val/train_eval_gap`` = train-mode minus eval-mode accuracy. Without BatchNorm the
-        two modes compute the same function, and the gap is 0.
+        ``val/train_eval_gap`` = train-mode minus eval-mode accuracy. Without a norm that
+        uses batch statistics the two modes compute the same function: the train-mode
+        numbers are the eval-mode ones, and the gap is 0.
         With ``norm.precise_bn``, the running statistics are first evaluated as they are
         (``val/loss_running_stats``, ``val/acc_running_stats``), then replaced by precise
         population statistics, which ``val/acc`` uses and the checkpoint keeps.
@@ -338,7 +340,9 @@ class Trainer:
             if self.probes is not None:
                 metrics.update(self.probes.variance_shift("_precise"))
             loss, acc = evaluate(model, val, cfg.eval_batch_size)
-        train_loss, train_acc = evaluate(model, val, cfg.batch_size, bn_mode="train")
+        # without a norm that uses batch statistics the two modes are one function: evaluated once
+        train_loss, train_acc = evaluate(model, val, cfg.batch_size, bn_mode="train") if self.batch_stats else (
+            loss, acc)
         metrics.update({"val/loss": loss, "val/acc": acc, "val/loss_train_mode": train_loss,
                         "val/acc_train_mode": train_acc, "val/train_eval_gap": train_acc - acc})
         return metrics

@@ -115,3 +115,23 @@ def test_train_mode_evaluation_counts_every_sample_once_with_full_batches():
     eval_loss, eval_acc = evaluate(ln.model, ln.data.val, 64)
     train_loss, train_acc = evaluate(ln.model, ln.data.val, 64, bn_mode="train")
     assert train_acc == eval_acc and math.isclose(train_loss, eval_loss, rel_tol=1e-5)
+
+
+def test_train_mode_is_evaluated_only_where_a_norm_uses_batch_statistics(monkeypatch):
+    import normbench.trainer as trainer_module
+
+    modes = []
+
+    def counting(model, split, batch_size, bn_mode="eval"):
+        modes.append(bn_mode)
+        return evaluate(model, split, batch_size, bn_mode)
+
+    monkeypatch.setattr(trainer_module, "evaluate", counting)
+    for norm, expected in [("gn", ["eval"]), ("ln", ["eval"]), ("none", ["eval"]), ("bn", ["eval", "train"])]:
+        modes.clear()
+        _, rows = collect(trainer_for("epochs=1", f"norm={norm}", "probe_every=0"))
+        (val,) = [m for _, _, m in rows if "val/acc" in m]
+        assert modes == expected, norm
+        if norm != "bn":  # one function in both modes: the same numbers, no gap
+            assert (val["val/loss_train_mode"], val["val/acc_train_mode"]) == (val["val/loss"], val["val/acc"])
+            assert val["val/train_eval_gap"] == 0
