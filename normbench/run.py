@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import __version__
-from .checkpoint import save_checkpoint
+from .checkpoint import CheckpointWriter
 from .errors import NothingToDo, RunFailed, UsageError, described, disk_problem
 from .extension import finished_kept
 from .rundir import (CHECKPOINT, FINISHED, HISTOGRAMS, LOG, METRICS, Summary, remove_unfinished_writes, shown, summary_or_none,
@@ -179,8 +179,10 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
                                                 start=trainer.step)
                       if cfg.progress and place.progress else None)
 
+        checkpoints = CheckpointWriter(run_dir)
+
         def save(tr):
-            save_checkpoint(run_dir, {**tr.state_dict(), "config": summary.config, "normbench_version": __version__})
+            checkpoints.save({**tr.state_dict(), "config": summary.config, "normbench_version": __version__})
 
         def after_epoch(tr):
             sinks.flush()  # a crash loses at most the steps since the last epoch in TensorBoard
@@ -189,6 +191,7 @@ def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
 
         with ExitStack() as closing:
             closing.callback(sinks.close)
+            closing.callback(checkpoints.wait)  # every checkpoint on disk before the run is said to have ended
             outcome = trainer.run(sinks.log, after_epoch)
             if outcome.status == "interrupted" and cfg.checkpoint and not trainer.torn:
                 save(trainer)  # exactly where it stopped, so resume=<run dir> goes on from there

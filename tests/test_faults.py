@@ -141,15 +141,16 @@ def test_sigkill_leaves_a_whole_checkpoint_and_a_resumable_run(workdir, uninterr
 
 def test_an_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(tmp_path, {"step": 1, "w": torch.ones(3)})
+    real_fsync = os.fsync
 
-    def torn_save(obj, f, *a, **k):
-        f.write(b"PK\x03\x04 half a zip")
-        raise KeyboardInterrupt
+    def full_disk(fd):  # the bytes are in the temporary file, not yet on disk: the write fails there
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", torn_save)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path, {"step": 2, "w": torch.zeros(3)})
-    monkeypatch.undo()
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError) as raised:
+        save_checkpoint(tmp_path, {"step": 2, "w": torch.zeros(3)})  # written by another thread, raised here
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / CHECKPOINT)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]
 
@@ -227,6 +228,14 @@ def _full_disk(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write or flush fails: no file named
 
 
+def _full_disk_at_checkpoint(m: pytest.MonkeyPatch) -> None:
+    """Writing checkpoint.pt's bytes fails as on a full disk (the write, in its own thread)."""
+    import normbench.checkpoint
+    from normbench.rundir import atomic_write
+
+    m.setattr(normbench.checkpoint, "atomic_write", lambda path, write: atomic_write(path, _full_disk))
+
+
 def _files(run_dir: Path) -> dict:
     return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
@@ -237,7 +246,7 @@ def test_an_extension_that_fails_keeps_the_finished_run_whole(in_process, tmp_pa
     before = _files(run)
     capsys.readouterr()
     with monkeypatch.context() as m:
-        m.setattr(torch, "save", _full_disk)  # the disk fills up during the extension
+        _full_disk_at_checkpoint(m)  # the disk fills up during the extension
         assert in_process("train", "resume=R", "epochs=2", "progress=false") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("normbench: error: run failed: no space left on ")
@@ -269,7 +278,7 @@ def test_a_full_disk_is_named_in_one_line(in_process, tmp_path, monkeypatch, cap
     assert len(err) == 1 and err[0].startswith("normbench: error: hydra.run.dir=R: no space left on ")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     with monkeypatch.context() as m:  # full during the run: recorded, and named
-        m.setattr(torch, "save", _full_disk)
+        _full_disk_at_checkpoint(m)
         assert in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no space left on" in err[0] and "Traceback" not in err[0]
