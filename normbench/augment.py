@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Any, Callable, Optional
 
 from .checks import option
+from .inapplicable import NOT_APPLICABLE
 
 STREAM = 0x617567  # the augmentation's random stream, apart from shuffling's and dropout's
 
@@ -112,8 +113,6 @@ def build_augment(d, blank, seed: int, device):
 def same(config: dict) -> dict:
     """A resolved config with the augmentation's settings written one way: without an
     augmentation (none, or a crop of no padding without flips) they cannot change the run."""
-    from .identity import NOT_APPLICABLE
-
     d = config.get("data")
     if not isinstance(d, dict) or "augment" not in d:
         return config

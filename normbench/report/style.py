@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..identity import NOT_APPLICABLE
+from ..inapplicable import NOT_APPLICABLE
 
 LINESTYLES = ["-", "--", ":", "-."]
 # one colour per norm option (conf/norm/*.yaml), in every picture and every report
