@@ -43,6 +43,7 @@ class CropFlip:
     """``crop_flip`` of (B, C, H, W) batches on their device; see the module docstring."""
 
     def __init__(self, pad: int, flip: bool, blank, seed: int, device):
+        # numpy, torch: only when a run builds it; this table is read at start-up (train --help)
         import numpy as np
         import torch
 
@@ -53,6 +54,7 @@ class CropFlip:
         self._grid: dict = {}
 
     def _positions(self, h: int, w: int, device):
+        # torch: only in a run; this table is read at start-up (train --help)
         import torch
 
         key = (h, w)
@@ -62,6 +64,7 @@ class CropFlip:
         return self._grid[key]
 
     def __call__(self, x):
+        # torch: only in a run; this table is read at start-up (train --help)
         import torch
 
         b, c, h, w = x.shape

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
+import yaml
+
 from .errors import UsageError, device_of
 
 MAX_YAML_BYTES = 4 * 2**20  # .hydra/overrides.yaml, multirun.yaml: a few kB when normbench wrote them
@@ -94,8 +96,6 @@ def load_yaml(path: Path, limit: int = MAX_YAML_BYTES, within: Path | None = Non
     """A YAML file of a run or sweep directory, parsed with PyYAML's safe loader after
     checking (``yaml.parse``, its public event stream) that it holds no anchor or alias.
     Raises BadFile, OSError, UnicodeDecodeError, yaml.YAMLError or RecursionError."""
-    import yaml
-
     text = read_bytes(path, limit, within).decode("utf-8")
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:

@@ -168,12 +168,17 @@ def local_imports(path: Path) -> list[ast.stmt]:
 
 def unexplained(path: Path) -> list[str]:
     """``line: statement`` for each import inside a function with no comment on its lines or
-    the line above."""
+    the line above (or above the run of imports it is one of: one comment may say why for
+    several)."""
     lines = path.read_text().splitlines()
+    imports = local_imports(path)
+    starts = {node.end_lineno + 1: node.lineno for node in imports}  # line after an import -> its first line
     bare = []
-    for node in local_imports(path):
-        around = lines[max(node.lineno - 2, 0):node.end_lineno]
-        if not any("#" in line for line in around):
+    for node in imports:
+        first = node.lineno
+        while first in starts:  # the import just above, with no line between
+            first = starts[first]
+        if not any("#" in line for line in lines[max(first - 2, 0):node.end_lineno]):
             bare.append(f"{node.lineno}: {lines[node.lineno - 1].strip()}")
     return bare
 
@@ -197,6 +202,6 @@ def test_each_import_inside_a_function_says_why_it_is_not_at_the_top(name):
 def test_an_unexplained_local_import_is_found(tmp_path):
     source = tmp_path / "m.py"
     source.write_text("import os\n\n\ndef f():\n    import json\n\n    def g():\n        # torch: only in a run\n"
-                      "        import torch\n    return json, g\n")
-    assert [n.lineno for n in local_imports(source)] == [5, 9]
-    assert unexplained(source) == ["5: import json"]
+                      "        import torch\n        import torch.nn\n\n        import numpy\n    return json, g\n")
+    assert [n.lineno for n in local_imports(source)] == [5, 9, 10, 12]
+    assert unexplained(source) == ["5: import json", "12: import numpy"]
