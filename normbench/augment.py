@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Any, Callable, Optional
 
 from .checks import option
+from .inapplicable import NOT_APPLICABLE
 
 STREAM = 0x617567  # the augmentation's random stream, apart from shuffling's and dropout's
 
@@ -42,6 +43,7 @@ class CropFlip:
     """``crop_flip`` of (B, C, H, W) batches on their device; see the module docstring."""
 
     def __init__(self, pad: int, flip: bool, blank, seed: int, device):
+        # numpy, torch: only when a run builds it; this table is read at start-up (train --help)
         import numpy as np
         import torch
 
@@ -52,6 +54,7 @@ class CropFlip:
         self._grid: dict = {}
 
     def _positions(self, h: int, w: int, device):
+        # torch: only in a run; this table is read at start-up (train --help)
         import torch
 
         key = (h, w)
@@ -61,6 +64,7 @@ class CropFlip:
         return self._grid[key]
 
     def __call__(self, x):
+        # torch: only in a run; this table is read at start-up (train --help)
         import torch
 
         b, c, h, w = x.shape
@@ -112,8 +116,6 @@ def build_augment(d, blank, seed: int, device):
 def same(config: dict) -> dict:
     """A resolved config with the augmentation's settings written one way: without an
     augmentation (none, or a crop of no padding without flips) they cannot change the run."""
-    from .identity import NOT_APPLICABLE
-
     d = config.get("data")
     if not isinstance(d, dict) or "augment" not in d:
         return config

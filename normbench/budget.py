@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
 
-from .checks import option
+from .checks import integer, option
+from .inapplicable import NOT_APPLICABLE
 from .errors import UsageError
 
 DEFAULT_EPOCHS = 20  # neither epochs nor steps given
@@ -38,8 +39,6 @@ def epochs_of(cfg) -> Optional[int]:
 
 def check_budget(cfg) -> None:
     """One of epochs and steps (each a positive integer)."""
-    from .checks import integer
-
     if cfg.get("epochs") is not None and cfg.get("steps") is not None:
         raise UsageError(f"epochs={cfg.epochs} and steps={cfg.steps} are both given; allowed: one of them "
                          f"(epochs=null steps={cfg.steps}, or epochs={cfg.epochs} alone)")
@@ -83,8 +82,6 @@ def same(config: dict) -> dict:
     """A resolved config with the budget and scaling written one way: ``epochs`` null means
     20 when ``steps`` is null; the scaling rule and base batch cannot change a run whose
     batch is the base batch, and the base batch cannot with ``lr_scaling=none``."""
-    from .identity import NOT_APPLICABLE
-
     out = dict(config)
     if out.get("steps") is None and out.get("epochs") is None and "epochs" in out:
         out["epochs"] = DEFAULT_EPOCHS

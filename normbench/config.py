@@ -107,6 +107,7 @@ class TrainConfig:
 def register() -> None:
     """Put every schema in Hydra's ConfigStore: ``normbench_schema`` (the top level) and
     ``schema/<group>/<option>`` for each row of each axis table. Idempotent."""
+    # hydra: only for `normbench train`; `normbench evaluate` reads these schemas without it
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()

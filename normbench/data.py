@@ -145,6 +145,7 @@ def _load(name: str, *args) -> Callable[[Any], "Raw"]:
     """The loader ``name`` of datasets.py (given ``args`` after the config), imported (with
     torch) when called."""
     def load(cfg):
+        # datasets.py imports numpy and torch: only when data are loaded, not at start-up
         from . import datasets
 
         return getattr(datasets, name)(cfg, *args)
@@ -217,6 +218,7 @@ class Data:
 
 def load_data(cfg, device="cpu") -> Data:
     """``cfg`` is the ``data`` config node."""
+    # datasets.py and torch: only when data are loaded, not at start-up (train --help)
     from .datasets import Split, standardize, stratified_split
     import torch
 

@@ -11,6 +11,8 @@ scikit-learn takes about 2 s: a run on the bundled data imports none of it.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import math
 import os
 from dataclasses import dataclass
@@ -48,15 +50,11 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     (``sklearn/datasets/data/digits.csv.gz``, found without importing scikit-learn: its
     import pulls in scipy and pandas, about 2 s). If that file is missing or not what
     is expected, ``load_digits()`` itself is used; a test checks both give the same arrays."""
-    import importlib.util
-
     spec = importlib.util.find_spec("sklearn")
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     for where in locations:
         path = os.path.join(where, "datasets", "data", "digits.csv.gz")
         try:
-            import gzip
-
             with gzip.open(path, mode="rt", encoding="utf-8") as f:
                 table = np.loadtxt(f, delimiter=",")  # as load_digits reads it
         except (OSError, ValueError, EOFError):
@@ -66,6 +64,7 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
         pixels, target = table[:, :-1], table[:, -1]
         if pixels.min() >= 0 and pixels.max() <= 16 and set(np.unique(target)) == set(range(10)):
             return pixels.reshape(-1, 8, 8), target.astype(np.int64)
+    # scikit-learn (~2 s, scipy and pandas): only when its digits file cannot be read directly
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -173,6 +172,7 @@ def _arrays(ds, name: str, where: str, split: str) -> tuple[np.ndarray, np.ndarr
 
 def torchvision_set(cfg, cls_name: str, folder: str, files: str) -> Raw:
     """torchvision's data set ``cls_name`` from ``data.root``, whose ``folder`` holds ``files``."""
+    # torchvision: only for its data sets; a run of digits or blobs imports torch and tensorboard only
     from torchvision import datasets
 
     cls = getattr(datasets, cls_name)

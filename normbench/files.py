@@ -11,7 +11,7 @@ zeros or YAML that expands to gigabytes.
 - Writes never follow a symlink inside a run, sweep or report directory: ``refuse_links``
   before anything is written (Hydra's ``.hydra/`` and log included), ``open_append`` with
   ``O_NOFOLLOW`` where normbench opens a file itself, and atomic writes replace a path
-  rather than writing through it. A symlinked ``outputs/`` or data root above them is
+  rather than writing through it (``atomic_write``). A symlinked ``outputs/`` or data root above them is
   normal and keeps working: only the last component is never followed.
 - ``Kept``: what Hydra rewrites when a run is resumed, as it was, put back when the resume
   is refused (or an extension of a finished run rolled back), so a refused command leaves
@@ -23,11 +23,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
-from .errors import UsageError
+import yaml
+
+from .errors import UsageError, device_of
 
 MAX_YAML_BYTES = 4 * 2**20  # .hydra/overrides.yaml, multirun.yaml: a few kB when normbench wrote them
 # metrics.csv, histograms.csv: a ResNet-110 with ~220 parameterised layers (convolutions and
@@ -37,6 +40,8 @@ MAX_CSV_BYTES = 2**30
 MAX_CHECKPOINT_BYTES = 4 * 2**30  # a VGG-16's weights with Adam's two moments are ~0.2 GB
 HYDRA = ".hydra"
 HYDRA_FILES = (f"{HYDRA}/config.yaml", f"{HYDRA}/hydra.yaml", f"{HYDRA}/overrides.yaml")
+LOG = "train.log"  # the run's log (Hydra's job logging)
+LOCK = ".lock"  # held (flock) by the one process writing the directory
 FOLDERS = (HYDRA, ".gpu-slots")  # the folders inside a run or sweep directory that normbench or Hydra writes into
 
 
@@ -91,8 +96,6 @@ def load_yaml(path: Path, limit: int = MAX_YAML_BYTES, within: Path | None = Non
     """A YAML file of a run or sweep directory, parsed with PyYAML's safe loader after
     checking (``yaml.parse``, its public event stream) that it holds no anchor or alias.
     Raises BadFile, OSError, UnicodeDecodeError, yaml.YAMLError or RecursionError."""
-    import yaml
-
     text = read_bytes(path, limit, within).decode("utf-8")
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
@@ -124,8 +127,6 @@ def refuse_links(directory: Path, what: str) -> None:
     """Refuse (UsageError, one line) to write into ``directory`` (a ``what``: run, sweep or
     report directory) while it holds a symlink, a FIFO or a device where normbench or
     Hydra would write: a write would land elsewhere, or block."""
-    from .rundir import shown
-
     found = unsafe_entries(directory)
     if found:
         path, kind = found[0]  # shown as the entry, not where it leads
@@ -137,8 +138,6 @@ def check_space(directory: Path, what: str, need: int = 2**20) -> None:
     """Refuse to write into ``directory`` (``what``: how the user named it) on a read-only
     file system or one with less than ``need`` bytes free (a run's first files would not
     fit); asked of its nearest existing folder, before anything is made."""
-    from .errors import device_of
-
     where = Path(directory).absolute()
     while not where.exists() and where != where.parent:
         where = where.parent
@@ -175,14 +174,45 @@ def open_append(path: Path, truncate: bool = False):
     return open(fd, "w", newline="")
 
 
+def shown(path: Path, base: Path | None = None) -> str:
+    """A path as the user would type it: relative to ``base`` (the working directory) when
+    inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(base or Path.cwd()).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, flushed to disk and
+    renamed over it (which replaces a symlink at ``path`` rather than writing through it).
+    An OSError names ``path`` (a full disk: ``no space left on <device> writing <path>``)."""
+    with writing(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode any new file gets
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
 class Kept:
     """A resumed run's ``.hydra/`` files and log as they were before Hydra rewrote them.
     ``put_back`` restores them: a refused resume (or an extension rolled back) leaves the
     directory as it found it, and its saved overrides still say what the run was."""
 
     def __init__(self, run_dir: Path):
-        from .rundir import LOCK, LOG
-
         self.run_dir, self.log, self.lock = Path(run_dir), Path(run_dir) / LOG, Path(run_dir) / LOCK
         self.files = {name: self._read(Path(run_dir) / name) for name in HYDRA_FILES}
         self.log_size = self.log.stat().st_size if self.log.is_file() else None
@@ -198,8 +228,6 @@ class Kept:
     def put_back(self, log: bool = True) -> None:
         """Restore the files kept, and the log too unless ``log`` is False (an extension rolled
         back keeps its attempt's lines there)."""
-        from .rundir import atomic_write
-
         for name, data in self.files.items():
             path = self.run_dir / name
             if data is None:

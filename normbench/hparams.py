@@ -26,8 +26,15 @@ Nothing here imports torch, so the sweep process writes its experiment config wi
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
+
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from tensorboard.plugins.hparams import summary_v2 as hp
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from .identity import canonical
 from .rundir import FINISHED, STATUSES, flat, is_management
@@ -56,9 +63,6 @@ def trial_id(run_dir) -> str:
 
 def session(config: dict, started_at: str | None, status: str, run_dir) -> list:
     """A run's session start (its settings and ``status``) and end, as Summary protos."""
-    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-    from tensorboard.plugins.hparams import summary_v2 as hp
-
     ended = plugin_data_pb2.SessionEndInfo(
         status=api_pb2.STATUS_SUCCESS if status in FINISHED else api_pb2.STATUS_FAILURE,
         end_time_secs=time.time())
@@ -70,16 +74,11 @@ def session(config: dict, started_at: str | None, status: str, run_dir) -> list:
 def _plugin_summary(tag: str, data):
     """A Summary proto of the hparams plugin's ``data`` (HParamsPluginData) under ``tag``,
     as ``summary_v2`` writes its own (its ``hparams_config_pb`` has no ``differs``)."""
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.plugins.hparams import metadata
-
     return Summary(value=[Summary.Value(tag=tag, tensor=metadata.NULL_TENSOR,
                                         metadata=metadata.create_summary_metadata(data))])
 
 
 def _seconds(iso: str | None) -> float:
-    import datetime as dt
-
     try:
         return dt.datetime.fromisoformat(iso).timestamp() if iso else time.time()
     except ValueError:
@@ -91,8 +90,6 @@ def _domain(seen: list):
     none for a key whose values are of several kinds (``n/a`` and numbers): TensorBoard
     filters a discrete domain by type as well as value, and would hide the runs whose
     values are of another kind than the domain's."""
-    from tensorboard.plugins.hparams import summary_v2 as hp
-
     kinds = {type(v) for v in seen}
     if kinds <= {int, float} and float in kinds:
         return hp.RealInterval(float(min(seen)), float(max(seen))) if min(seen) < max(seen) else \
@@ -129,9 +126,6 @@ def experiment(configs: list[dict], varying_first: list[str]):
     """The experiment config of a sweep whose jobs have ``configs``, as a Summary proto:
     the keys that vary (``varying_first``, the sweep's own, in its order, then any other
     that does), each with its domain and ``differs`` set, then ``status``; the metrics."""
-    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-    from tensorboard.plugins.hparams import summary_v2 as hp
-
     rows = [values(c) for c in configs]
     differ = varying(rows)
     order = [k for k in varying_first if k in differ] + [k for k in differ if k not in varying_first]
@@ -151,9 +145,6 @@ def experiment(configs: list[dict], varying_first: list[str]):
 
 def write_experiment(sweep_dir: Path, configs: list[dict], varying_first: list[str]) -> None:
     """The sweep's experiment config in an event file of the sweep directory."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
     writer = EventFileWriter(str(sweep_dir))
     try:
         writer.add_event(Event(wall_time=time.time(), step=0, summary=experiment(configs, varying_first)))

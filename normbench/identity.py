@@ -11,24 +11,23 @@ the same network in the same way. Each axis says what it knows about itself:
   rule cannot change a run at its base batch size;
 - the data (``augment.same``): with ``data.augment=none`` the augmentation's settings.
 
-A setting that cannot change the run reads ``n/a`` (``NOT_APPLICABLE``). The sweeper runs
+A setting that cannot change the run reads ``n/a`` (``NOT_APPLICABLE``, from inapplicable.py). The sweeper runs
 one job per canonical config, the report groups and deduplicates runs on it, and the
 HParams tab shows it.
 """
 
 from __future__ import annotations
 
-NOT_APPLICABLE = "n/a"
+from .augment import same as same_augment
+from .budget import same as same_budget
+from .inapplicable import NOT_APPLICABLE
+from .norms import NORMS
+from .schedules import same as same_schedule
 
 
 def canonical(config: dict) -> dict:
     """``config`` (a resolved config, nested dicts) with every setting that cannot change the
     run written one way; see the module docstring."""
-    from .augment import same as same_augment
-    from .budget import same as same_budget
-    from .norms import NORMS
-    from .schedules import same as same_schedule
-
     config = same_augment(same_schedule(same_budget(dict(config))))
     norm = NORMS.get(str((config.get("norm") or {}).get("name")))
     if norm is None:

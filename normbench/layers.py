@@ -31,6 +31,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
 
 
 def chunks(x: torch.Tensor, size: int) -> list[torch.Tensor]:
@@ -173,8 +175,6 @@ class Standardized(nn.Module):
 
 
 def standardize_weights(layer: nn.Module, eps: float = 1e-5) -> nn.Module:
-    from torch.nn.utils import parametrize
-
     parametrize.register_parametrization(layer, "weight", Standardized(eps))
     return layer
 
@@ -182,6 +182,4 @@ def standardize_weights(layer: nn.Module, eps: float = 1e-5) -> nn.Module:
 def weight_normalize(layer: nn.Module) -> nn.Module:
     """``layer``'s weight as ``g * v / ||v||`` per output unit (Salimans and Kingma 2016),
     through torch's parametrization: ``g`` is ``parametrizations.weight.original0``."""
-    from torch.nn.utils.parametrizations import weight_norm
-
     return weight_norm(layer, name="weight", dim=0)

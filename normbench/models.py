@@ -44,7 +44,7 @@ from omegaconf import MISSING
 from . import checks
 from .checks import option
 from .norms import NORMS, make_norm
-from .sites import NormSite
+from .sites import NormSite, norm_sites, scale_and_shift
 
 if TYPE_CHECKING:
     from torch import nn
@@ -182,6 +182,7 @@ def _check_vit_data(m, input_shape: tuple[int, ...]) -> None:
 
 def hidden_block(layer_name: str, layer: nn.Module, norm: nn.Module, act: nn.Module,
                  placement: str, dropout: float, pool: bool) -> nn.Sequential:
+    # torch: only when a model is built; this table is read at start-up (train --help)
     from torch import nn
 
     parts = [(layer_name, layer)]
@@ -197,6 +198,7 @@ def _blocks(make_blocks: Callable) -> Callable:
     """The builder of a stack of hidden blocks (``make_blocks`` gives them and the width
     into the head): the blocks, a Linear head, and a norm site at each block's norm."""
     def build(cfg, input_shape: tuple[int, ...], num_classes: int, bias: bool, act) -> tuple:
+        # torch: only when a model is built; this table is read at start-up (train --help)
         from torch import nn
 
         blocks, width = make_blocks(cfg, input_shape, bias, act)
@@ -209,18 +211,21 @@ def _blocks(make_blocks: Callable) -> Callable:
 
 
 def _resnet(cfg, input_shape: tuple[int, ...], num_classes: int, bias: bool, act) -> tuple:
+    # resnet.py imports torch: only when a model is built, not at start-up
     from .resnet import build_resnet
 
     return build_resnet(cfg, input_shape, num_classes, bias, act)
 
 
 def _vit(cfg, input_shape: tuple[int, ...], num_classes: int, bias: bool, act) -> tuple:
+    # vit.py imports torch: only when a model is built, not at start-up
     from .vit import build_vit
 
     return build_vit(cfg, input_shape, num_classes, act)
 
 
 def _mlp(cfg, input_shape: tuple[int, ...], bias: bool, act: Callable[[], nn.Module]) -> tuple[list, int]:
+    # torch: only when a model is built; this table is read at start-up (train --help)
     from torch import nn
 
     blocks: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
@@ -235,6 +240,7 @@ def _mlp(cfg, input_shape: tuple[int, ...], bias: bool, act: Callable[[], nn.Mod
 
 
 def _cnn(cfg, input_shape: tuple[int, ...], bias: bool, act: Callable[[], nn.Module]) -> tuple[list, int]:
+    # torch: only when a model is built; this table is read at start-up (train --help)
     from torch import nn
 
     blocks: list[tuple[str, Any]] = []
@@ -250,6 +256,7 @@ def _cnn(cfg, input_shape: tuple[int, ...], bias: bool, act: Callable[[], nn.Mod
 
 
 def _vgg(cfg, input_shape: tuple[int, ...], bias: bool, act: Callable[[], nn.Module]) -> tuple[list, int]:
+    # torch: only when a model is built; this table is read at start-up (train --help)
     from torch import nn
 
     blocks: list[tuple[str, Any]] = []
@@ -314,12 +321,14 @@ MODELS: dict[str, Model] = {
 
 
 def _kaiming(w) -> None:
+    # torch: only when a model is built; this table is read at start-up (train --help)
     from torch import nn
 
     nn.init.kaiming_normal_(w, nonlinearity="relu")
 
 
 def _xavier(w) -> None:
+    # torch: only when a model is built; this table is read at start-up (train --help)
     from torch import nn
 
     nn.init.xavier_uniform_(w)
@@ -333,6 +342,7 @@ Init = Enum("Init", {name: name for name in INITS})
 def build_model(cfg, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The model ``cfg.model`` with ``cfg.norm`` at ``cfg.placement``, initialised per
     ``cfg.init``; its norm sites are ``model.norm_sites``."""
+    # torch: only when a model is built; this table is read at start-up (train --help)
     from torch import nn
 
     act_class = getattr(nn, ACTIVATIONS[option(cfg.model.activation)])
@@ -355,9 +365,9 @@ def initialise(model: nn.Module, init: str, zero_init_residual: bool = False) ->
     (fan-in, ReLU gain), both with zero biases. Norm layers keep scale 1 and shift 0, but
     with ``zero_init_residual`` the scale of the sites whose role is ``residual`` (the last
     norm of a residual branch) starts at 0."""
+    # torch: only when a model is built; this table is read at start-up (train --help)
     from torch import nn
 
-    from .sites import norm_sites, scale_and_shift
 
     weights = INITS[init]
     for m in model.modules() if weights is not None else ():

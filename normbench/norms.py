@@ -55,6 +55,7 @@ Layers are looked up in torch.nn when built, so checking a config and ``normbenc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import gcd
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from omegaconf import MISSING
@@ -69,6 +70,7 @@ Builder = Callable[[int, Any], "nn.Module"]  # (num_features, norm config) -> la
 
 
 def _nn():
+    # torch: only when a layer is built; this table is read at start-up (train --help)
     from torch import nn
 
     return nn
@@ -160,8 +162,6 @@ class WeightNormConfig:
 
 
 def _common_divisors(widths: list[int]) -> list[int]:
-    from math import gcd
-
     g = 0
     for w in widths:
         g = gcd(g, w)
@@ -205,6 +205,7 @@ def _check_renorm(norm, widths: list[int], kind: str, what: str) -> None:
 
 
 def _weight_norm(layer, norm, kind: str):
+    # layers.py imports torch: only when a layer is built, not at start-up
     from .layers import weight_normalize
 
     return weight_normalize(layer)
@@ -213,6 +214,7 @@ def _weight_norm(layer, norm, kind: str):
 def _standardized(layer, norm, kind: str):
     """Weight standardization of a conv layer's filters, when asked for (models with feature maps)."""
     if norm.get("weight_standardization", False) and kind == "maps":
+        # layers.py imports torch: only when a layer is built, not at start-up
         from .layers import standardize_weights
 
         return standardize_weights(layer)
@@ -248,6 +250,7 @@ def _per_token(vectors: Builder, over_tokens: bool = False) -> Builder:
     """A norm of feature vectors for tokens (N, T, C) (layers.TokenNorm): each token alone,
     or ``over_tokens``, the batch's tokens together (BatchNorm's statistics)."""
     def build(c: int, cfg) -> nn.Module:
+        # layers.py imports torch: only when a layer is built, not at start-up
         from .layers import TokenNorm
 
         return TokenNorm(vectors(c, cfg), over_tokens)
@@ -274,6 +277,7 @@ def _batchnorm(kind: str) -> Builder:
     def build(c: int, cfg) -> nn.Module:
         options = dict(eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine)
         if cfg.get("ghost_batch"):
+            # layers.py imports torch: only when a layer is built, not at start-up
             from .layers import GhostBatchNorm1d, GhostBatchNorm2d
 
             return (GhostBatchNorm1d if kind == "vector" else GhostBatchNorm2d)(c, cfg.ghost_batch, **options)
@@ -283,6 +287,7 @@ def _batchnorm(kind: str) -> Builder:
 
 def _renorm(kind: str) -> Builder:
     def build(c: int, cfg) -> nn.Module:
+        # layers.py imports torch: only when a layer is built, not at start-up
         from .layers import BatchRenorm1d, BatchRenorm2d
 
         return (BatchRenorm1d if kind == "vector" else BatchRenorm2d)(
@@ -300,6 +305,7 @@ def _rms_norm(c: int, cfg) -> nn.Module:
 
 
 def _rms_maps(c: int, cfg) -> nn.Module:
+    # layers.py imports torch: only when a layer is built, not at start-up
     from .layers import RMSNorm2d
 
     return RMSNorm2d(c, eps=cfg.eps, affine=cfg.affine)

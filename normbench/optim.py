@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional
 from omegaconf import MISSING
 
 from . import checks
+from .sites import norm_parameters
 
 if TYPE_CHECKING:
     from torch import nn
@@ -82,18 +83,21 @@ def check_decays(o) -> None:
 
 
 def _sgd(groups, lr: float, o):
+    # torch: only when a run builds it; this table is read at start-up (train --help)
     from torch.optim import SGD
 
     return SGD(groups, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
 
 
 def _adam(groups, lr: float, o):
+    # torch: only when a run builds it; this table is read at start-up (train --help)
     from torch.optim import Adam
 
     return Adam(groups, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
 
 
 def _adamw(groups, lr: float, o):
+    # torch: only when a run builds it; this table is read at start-up (train --help)
     from torch.optim import AdamW
 
     return AdamW(groups, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
@@ -123,8 +127,6 @@ GROUPS = ("weights", "norm", "bias")  # what each holds: the module docstring
 def named_groups(model: "nn.Module") -> dict[str, list[str]]:
     """Parameter names by group (``GROUPS``), each in the model's order: the norm sites say
     which parameters are the norms' own (sites.norm_parameters)."""
-    from .sites import norm_parameters
-
     own = {id(p) for p in norm_parameters(model)}
     groups: dict[str, list[str]] = {g: [] for g in GROUPS}
     for name, p in model.named_parameters():

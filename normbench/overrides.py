@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from .errors import UsageError
+
 
 def key(override: str) -> str:
     """``norm`` of ``norm=bn``, ``model.depth`` of ``+model.depth=2``."""
@@ -21,8 +23,6 @@ def is_override(arg: str) -> bool:
 def resume_value(args: Sequence[str], allowed: str) -> tuple[str | None, list[str]]:
     """The value of the last ``resume=`` in ``args`` (None when there is none or it is
     ``OFF``), and ``args`` without their ``resume=`` overrides. An empty value is refused."""
-    from .errors import UsageError
-
     given = [a for a in args if is_override(a) and key(a) == "resume"]
     rest = [a for a in args if a not in given]
     value = given[-1].split("=", 1)[1] if given else None

@@ -26,6 +26,7 @@ from .identity import canonical
 from .schedules import SCHEDULES
 from .overrides import key, merge, quoted, resume_value
 from .rundir import CHECKPOINT, SUMMARY, clear_attempt, flat
+from . import trust
 
 log = logging.getLogger("normbench")
 
@@ -40,8 +41,6 @@ def run_args(args: list[str]) -> list[str]:
     value, rest = resume_value(args, allowed)
     if value is None:
         return rest
-    from . import trust
-
     run_dir = Path(value).expanduser()
     if not run_dir.is_dir():
         raise UsageError(f"resume={value}: no such directory; allowed: {allowed}")

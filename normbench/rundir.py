@@ -7,28 +7,30 @@ list of fields and statuses, one reading of a file that may come from another ve
 another machine, or someone hostile (it is data: nothing in it is run or resolved).
 
 Writes are atomic: a temporary file beside the target, flushed to disk, then
-``os.replace``d, so a reader (or a crash) sees the old file or the new one, never half.
+``os.replace``d, so a reader (or a crash) sees the old file or the new one, never half
+(``files.atomic_write``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .errors import UsageError, described, disk_problem
+# the names and primitives files.py defines for every directory normbench writes; a run
+# directory's modules import them from here too
+from .files import LOCK, LOG, BadFile, atomic_write, check_space, read_bytes, shown
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"
 HISTOGRAMS = "histograms.csv"
 CHECKPOINT = "checkpoint.pt"
-LOG = "train.log"  # the run's log (Hydra's job logging)
-LOCK = ".lock"  # held (flock) by the one process writing the directory
 SWEEP_CONFIG = "multirun.yaml"  # Hydra's record of a sweep, in its directory
 STATUSES = ("completed", "diverged", "failed", "interrupted")
 FINISHED = ("completed", "diverged")  # a result: never trained again by a resume
@@ -126,8 +128,6 @@ class Unreadable(Exception):
 
 def read_summary(run_dir: Path) -> Summary:
     """The run's summary.json, checked: raises Unreadable saying why it cannot be used."""
-    from .files import BadFile, read_bytes
-
     path = Path(run_dir) / SUMMARY
     try:
         data = json.loads(read_bytes(path, MAX_SUMMARY_BYTES, within=run_dir))
@@ -173,41 +173,6 @@ def flat(config: dict, prefix: str = "") -> dict:
         else:
             out[prefix + str(key)] = value
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write ``path`` whole or not at all: a temporary file beside it, flushed to disk and
-    renamed over it (which replaces a symlink at ``path`` rather than writing through it).
-    An OSError names ``path`` (a full disk: ``no space left on <device> writing <path>``)."""
-    from .files import writing
-
-    with writing(path):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode any new file gets
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def shown(path: Path, base: Path | None = None) -> str:
-    """A path as the user would type it: relative to ``base`` (the working directory) when
-    inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path(base or Path.cwd()).resolve()))
-    except ValueError:
-        return str(path)
 
 
 def remove_empty_dirs(path: Path) -> None:
@@ -269,8 +234,6 @@ def usable_dir(key: str, value: Any) -> tuple[Path, bool]:
     if not text or text == ".":
         raise UsageError(f"{key}={text or repr('')} is not allowed; allowed: a directory of its own (an empty value "
                          f"would write into the working directory)")
-    from .files import check_space
-
     path = Path(text).expanduser()
     existed = path.exists()
     if existed and not path.is_dir():
@@ -293,8 +256,6 @@ class DirectoryLock:
     one writer per run or sweep directory."""
 
     def __init__(self, directory: Path, what: str):
-        import fcntl
-
         self.path = Path(directory) / LOCK
         self.created = not self.path.exists() and not self.path.is_symlink()
         try:  # never through a symlink (O_NOFOLLOW): it would create or lock a file elsewhere

@@ -105,6 +105,7 @@ def _check_cosine(s, lr: float) -> None:
 
 
 def _step(optimizer, s, plan: "Plan", warmup: int) -> "LRScheduler":
+    # torch: only when a run builds it; this table is read at start-up (train --help)
     from torch.optim.lr_scheduler import MultiStepLR
 
     # MultiStepLR counts from where it starts, the end of the warm-up
@@ -112,6 +113,7 @@ def _step(optimizer, s, plan: "Plan", warmup: int) -> "LRScheduler":
 
 
 def _cosine(optimizer, s, plan: "Plan", warmup: int) -> "LRScheduler":
+    # torch: only when a run builds it; this table is read at start-up (train --help)
     from torch.optim.lr_scheduler import CosineAnnealingLR
 
     # the last step (total_steps - 1, counted from 0) uses min_lr
@@ -158,6 +160,7 @@ def warmup_steps(s, steps_per_epoch: int) -> int:
 def build_scheduler(optimizer, s, plan: "Plan") -> Optional["LRScheduler"]:
     """The scheduler of ``s`` (the schedule config) over ``plan``'s steps, stepped after every
     optimizer step; None when the learning rate never changes (no per-step cost)."""
+    # torch: only when a run builds it; this table is read at start-up (train --help)
     from torch.optim.lr_scheduler import LinearLR, SequentialLR
 
     warm = warmup_steps(s, plan.steps_per_epoch)

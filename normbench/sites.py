@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
+from .norms import NORMS
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -76,8 +78,6 @@ def running_stats(model: "nn.Module") -> list[tuple[str, "nn.Module"]]:
     """(site name, the layer keeping running statistics) of every site whose norm uses
     batch statistics (its row's ``batch_stats``): what probes, precise BN and train-mode
     evaluation work on."""
-    from .norms import NORMS
-
     return [(site.name, m) for site in norm_sites(model) if NORMS[site.row].batch_stats
             for m in site.norm.modules() if getattr(m, "track_running_stats", False)
             and getattr(m, "running_mean", None) is not None]
@@ -91,8 +91,6 @@ def layer_parameter(layer: "nn.Module", dotted: str):
 def norm_parameters(model: "nn.Module") -> list:
     """The parameters that are the norms' own: every parameter of each site's norm layer,
     and those the norm's row says it puts on the layer it normalizes (weight norm's g)."""
-    from .norms import NORMS
-
     seen: dict[int, object] = {}
     for site in norm_sites(model):
         for p in site.norm.parameters():

@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .config import AXES
+import yaml
+
+from .config import AXES, TrainConfig
 from .errors import UsageError, described
+from .files import BadFile, load_yaml
 
 GROUPS = (*AXES, "experiment")
 NEVER_REPLAYED = {"data.download": "true"}  # key: value a directory may not set (normbench would download)
@@ -39,8 +43,6 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")  # a group's option as a directory may
 def known_keys() -> set[str]:
     """Every key a normbench override may set: the top-level keys, the groups, and
     ``<group>.<key>`` for the keys of every option of every axis table."""
-    from .config import AXES, TrainConfig
-
     keys = {f.name for f in dataclasses.fields(TrainConfig)} | set(GROUPS)
     for group, table in AXES.items():
         for row in table.values():
@@ -52,8 +54,6 @@ def group_options(group: str, config_dirs: Sequence[Path] = ()) -> set[str]:
     """The options of ``group`` on the config search path: the YAML files in normbench's
     ``conf/<group>/`` (the package's resources) and in ``<dir>/<group>/`` of each config
     directory given on the command line."""
-    from importlib.resources import files
-
     folders = [files("normbench.conf").joinpath(group), *(Path(d).expanduser() / group for d in config_dirs)]
     found = set()
     for folder in folders:
@@ -115,6 +115,7 @@ def check_overrides(overrides: Iterable[Any], source: str, sweep: bool = False,
     """The overrides read from ``source`` (a file in a run or sweep directory), each
     checked; those in NEVER_REPLAYED are dropped. Raises UsageError on the first refused.
     ``config_dirs``: the command line's config directories, whose options a group may name."""
+    # hydra: only when overrides are checked; `normbench evaluate` reads a run without it
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
@@ -154,10 +155,6 @@ def check_overrides(overrides: Iterable[Any], source: str, sweep: bool = False,
 def read_overrides(path: Path, source: str) -> list:
     """The list of overrides in a YAML file of a run directory, or a one-line refusal (the
     file bounded, typed and without anchors: ``files.load_yaml``)."""
-    import yaml
-
-    from .files import BadFile, load_yaml
-
     try:
         data = load_yaml(path, within=path.parent)
     except BadFile as e:

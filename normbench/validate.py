@@ -10,15 +10,17 @@ in ``check_against_data`` once it is loaded.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import re
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from . import checks
 from .budget import check_budget, effective_lr, plan
 from .checks import fail, integer, number, option
+from .config import AXES, TrainConfig
 from .augment import active
 from .data import DATASETS, check_augment
 from .errors import UsageError
@@ -48,10 +50,6 @@ def check_keys(cfg: DictConfig) -> None:
     (``+dropuot=0.5``, ``++norm.groups=4`` with ``norm=bn``, ``+norm@extra=ln``) is refused
     with the key it may have meant, and one deleted or left without a value (``~dropout``,
     ``~norm``) too. Checked where Hydra composed the config (a run, every job of a sweep)."""
-    import dataclasses
-
-    from .config import AXES, TrainConfig
-
     _same_keys(cfg, [f.name for f in dataclasses.fields(TrainConfig)], "", "normbench", extra=("hydra",))
     for group, table in AXES.items():
         row = table.get(cfg[group].get("name")) if isinstance(cfg[group], DictConfig) else None
@@ -61,10 +59,6 @@ def check_keys(cfg: DictConfig) -> None:
 
 
 def _same_keys(node: DictConfig, expected: list[str], prefix: str, owner: str, extra: tuple = ()) -> None:
-    import difflib
-
-    from omegaconf import OmegaConf
-
     allowed = "the keys normbench train --help lists" if not prefix else ", ".join(prefix + k for k in expected)
     for k in node.keys():
         if k not in expected and k not in extra:

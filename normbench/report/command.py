@@ -11,7 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, disk_problem
+from ..files import refuse_links, writing
 from .metrics import METRICS
 
 OUTPUTS = Path("outputs")
@@ -97,9 +98,6 @@ def _check(args) -> None:
 def _make_out(out: Path) -> None:
     """The report directory, made if missing: never a symlink, nor holding one (or a FIFO)
     where the report writes (normbench never writes through one)."""
-    from ..errors import disk_problem
-    from ..files import refuse_links
-
     if out.is_symlink():
         raise UsageError(f"--out {out}: a symlink (to {os.readlink(out)}); allowed: a directory (normbench never "
                          f"writes a report through a symlink)")
@@ -115,6 +113,7 @@ def _make_out(out: Path) -> None:
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     _check(args)
+    # pandas: only once the options are checked; `report --help` and a refused option stay light
     from . import load, table
     from .facts import facts, warn
 
@@ -129,10 +128,12 @@ def run(argv: list[str]) -> int:
     axes = table.resolve_axes(runs, loaded.config_keys, by)
     runs["group"] = table.group_labels(runs, axes)
     summary = table.summarize(runs, axes, args.metric, args.baseline, args.paired)
+    # pandas: only once the options are checked; `report --help` and a refused option stay light
     from .pictures import draw, prepare
 
     # reads histograms.csv: a bad --block is refused before anything is written
     prepared = prepare(runs, args.block) if not args.no_pictures or args.block else None
+    # pandas: only once the options are checked; `report --help` and a refused option stay light
     from .xaxis import choose, positions
 
     x = choose(runs, args.x)
@@ -140,8 +141,6 @@ def run(argv: list[str]) -> int:
     out = args.out or _default_out(paths)
     _make_out(out)
     pooled = table.pooled(runs, loaded.config_keys, axes)
-    from ..files import writing
-
     with writing(out):  # a full disk is named: no space left on <device> writing <out>
         return _write(out, args, argv, loaded, axes, summary, facts(loaded, axes, summary, args.paired, pooled),
                       lambda: [] if args.no_pictures else draw(prepared, loaded, summary, axes, args.metric, out,
@@ -149,6 +148,7 @@ def run(argv: list[str]) -> int:
 
 
 def _write(out, args, argv, loaded, axes, summary, facts_, pictures) -> int:
+    # pandas: only once the options are checked; `report --help` and a refused option stay light
     from . import load, page
     from .table import short
     from .text import answer, markdown, readable, write_csv

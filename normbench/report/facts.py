@@ -7,7 +7,7 @@ import sys
 
 import pandas as pd
 
-from ..identity import NOT_APPLICABLE
+from ..inapplicable import NOT_APPLICABLE
 from ..rundir import STATUSES, is_management
 from .table import short, value_text
 

@@ -210,6 +210,7 @@ def grad_norms(agg: pd.DataFrame, order: list[str], path: Path, xaxis: XAxis, la
 
 def _depth_bar(fig, cmap, names: list[str], bottom: float, height: float) -> None:
     """A horizontal colour bar under the panels, labelled with a few layers' names."""
+    # matplotlib: only when pictures are drawn (not with --no-pictures)
     from matplotlib.colorbar import ColorbarBase
     from matplotlib.colors import Normalize
 

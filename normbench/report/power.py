@@ -33,6 +33,7 @@ def pooled_std(values, baseline) -> float:
 def power(n, effect, alpha: float = ALPHA) -> np.ndarray:
     """Power of the two-sided two-sample t-test with ``n`` seeds per group when the true
     difference is ``effect`` standard deviations (elementwise)."""
+    # scipy.stats (~0.8 s): only when a difference does not resolve
     from scipy.stats import nct
 
     n, effect = np.asarray(n, dtype=float), np.asarray(effect, dtype=float)

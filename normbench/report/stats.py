@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import stdtr, stdtrit
 
 LEVEL = 0.95
 ALPHA = 0.05  # the tests' significance level, two-sided: 1 - LEVEL
@@ -48,8 +49,6 @@ def finite(values) -> np.ndarray:
 def t_quantile(df, level: float = LEVEL) -> np.ndarray:
     """Student's t quantile for a two-sided ``level`` interval, elementwise over ``df``
     (NaN where df is below 1 or not finite)."""
-    from scipy.special import stdtrit
-
     df = np.asarray(df, dtype=float)
     out = np.full(df.shape, np.nan)
     ok = np.isfinite(df) & (df >= 1)
@@ -58,8 +57,6 @@ def t_quantile(df, level: float = LEVEL) -> np.ndarray:
 
 
 def _two_sided_p(t, df) -> np.ndarray:
-    from scipy.special import stdtr
-
     return 2 * stdtr(df, -np.abs(t))
 
 
@@ -206,8 +203,6 @@ def _banerjee_root(d: np.ndarray, vx: np.ndarray, vy: np.ndarray, dfx: float, df
     """h falls as alpha grows; the root lies between the t-test's p-values at the larger
     and at the smaller of the two dfs, and regula falsi (the Illinois variant) on
     log(alpha) finds it to ~1e-12 relative in a dozen steps."""
-    from scipy.special import stdtrit
-
     t = d / np.sqrt(vx + vy)
 
     def f(u):  # log h - log d: positive where the interval still holds 0

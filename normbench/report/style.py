@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..identity import NOT_APPLICABLE
+from ..inapplicable import NOT_APPLICABLE
 
 LINESTYLES = ["-", "--", ":", "-."]
 # one colour per norm option (conf/norm/*.yaml), in every picture and every report
@@ -32,10 +32,11 @@ MAX_PANELS = 12  # panels a picture draws (the first in table order): each costs
 
 
 def pyplot():
+    # matplotlib: only when pictures are drawn (not with --no-pictures)
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the backend that draws to files
 
     return plt
 
@@ -76,6 +77,7 @@ def palette(key: str, values: list[str]) -> dict[str, tuple]:
     """A colour for each value of the colour key: a norm's from NORM_COLORS (a norm option
     not in it, e.g. one of your own, takes a colour none of them uses); any other key's
     in its values' sorted order."""
+    # matplotlib: only when pictures are drawn (not with --no-pictures)
     from matplotlib.colors import to_rgba
 
     plt = pyplot()
@@ -117,6 +119,7 @@ def legend(ax_or_fig, st: Styles, order: list[str], spread: set[str] = frozenset
     per value of the style key (``n/a``: a setting the norm ignores); with one key (or
     none), a line per group. ``spread``: how the groups' spread is drawn (``seeds``: a thin
     line per seed; ``band``: a shaded interval), each said once."""
+    # matplotlib: only when pictures are drawn (not with --no-pictures)
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -153,6 +156,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
         for ticks in candidates:
             if least <= len(ticks) <= 9:
                 return ticks
+    # matplotlib: only when pictures are drawn (not with --no-pictures)
     from matplotlib.ticker import MaxNLocator
 
     return [t for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi]
@@ -161,6 +165,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 def log_axis(ax, which: str, lo: float, hi: float) -> None:
     """A log scale from ``lo`` to ``hi`` with plain tick labels (mathtext, 10^-1, costs
     most of a picture's drawing time) and no minor ticks."""
+    # matplotlib: only when pictures are drawn (not with --no-pictures)
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     (ax.set_yscale if which == "y" else ax.set_xscale)("log")

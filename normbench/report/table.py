@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from ..identity import NOT_APPLICABLE
+from ..inapplicable import NOT_APPLICABLE
 from ..rundir import RUN_MANAGEMENT, STATUSES
 from . import stats
 from .metrics import METRICS, QUANTITIES, SCALES

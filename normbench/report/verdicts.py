@@ -72,6 +72,7 @@ def verdict(resolved: bool | None, qualifier: str) -> str:
 def divergence_p(group: pd.Series, base: pd.Series) -> float:
     """Fisher's exact test (two-sided) of the group's share of diverged runs against the
     baseline's; NaN when neither diverged (nothing to test) or one has no results."""
+    # scipy.stats (~0.8 s): only when runs diverged
     from scipy.stats import fisher_exact
 
     if group["diverged"] + base["diverged"] == 0 or min(group["completed"] + group["diverged"],

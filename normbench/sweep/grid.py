@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 from ..errors import UsageError
 from ..rundir import safe_name
 
@@ -29,8 +31,6 @@ class Job:
 def parse(params: dict | None, arguments: list[str], config_loader=None) -> dict[str, list[str]]:
     """key -> its values (``key=value`` strings), in the order the keys were first given.
     A sweep type this sweeper cannot run as a grid is refused in one line."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     texts = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
     parser = OverridesParser.create(config_loader=config_loader)
     values: dict[str, list[str]] = {}

@@ -27,6 +27,7 @@ def threads_for_job(threads: Optional[int], hydra_cfg) -> Optional[int]:
     launcher = hydra_cfg.launcher
     target = str(launcher.get("_target_", "")).lower()
     if "joblib" in target:
+        # joblib: only with the joblib launcher (the basic and submitit ones run without it)
         import joblib
 
         return max(1, joblib.cpu_count() // joblib.effective_n_jobs(launcher.get("n_jobs") or -1))
@@ -49,6 +50,7 @@ def cuda_devices(device: str) -> int:
     without importing torch first)."""
     if device == "cpu" or not nvidia_gpu_present():
         return 0
+    # torch: only when device asks for GPUs; the sweep's own process never loads torch
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0

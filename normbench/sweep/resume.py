@@ -11,9 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import yaml
+
 from ..errors import UsageError
+from ..files import BadFile, load_yaml
 from ..overrides import is_override, key, merge, quoted, resume_value
 from ..rundir import SWEEP_CONFIG, sweeps
+from ..trust import check_overrides, config_dirs
 
 HYDRA_SET_HERE = ("hydra.sweep.dir",)
 
@@ -29,10 +33,6 @@ def task_overrides(args: Sequence[str]) -> list[str]:
 def _saved(sweep_dir: Path, source: str) -> tuple[list, list]:
     """(task overrides, Hydra overrides) of the sweep in ``sweep_dir``, as read (unchecked;
     the file bounded, typed and without anchors: ``files.load_yaml``)."""
-    import yaml
-
-    from ..files import BadFile, load_yaml
-
     record = sweep_dir / SWEEP_CONFIG
     try:
         data = load_yaml(record, within=sweep_dir)
@@ -68,8 +68,6 @@ def sweep_args(args: list[str]) -> list[str]:
     value, args = resume_value(args, allowed)
     if value is None:
         return args
-    from ..trust import check_overrides, config_dirs
-
     if value.lower() == "true":
         sweep_dir = next((Path(a.split("=", 1)[1]) for a in args if key(a) == "hydra.sweep.dir"), None)
         if sweep_dir is None:

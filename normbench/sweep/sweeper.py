@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -30,12 +31,15 @@ from pathlib import Path
 
 from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
-from ..errors import SweepFailed, UsageError
+from ..config import AXES
+from ..errors import SweepFailed, UsageError, first_line
 from ..files import refuse_links
 from ..identity import canonical
 from ..overrides import key
 from ..rundir import SWEEP_CONFIG, DirectoryLock, flat, remove_empty_dirs, shown, summary_or_none, usable_dir
+from ..validate import check_config, check_keys
 from . import grid, progress
 from .job import clear_stop, request_stop, stop_requested
 from .resources import launcher_kind
@@ -72,6 +76,7 @@ class Sweep:
                 remove_empty_dirs(sweep_dir)
             raise
         OmegaConf.save(self.config, sweep_dir / SWEEP_CONFIG)
+        # tensorboard: only once the sweep is accepted; a refused one says its line without it
         from ..hparams import write_experiment
 
         write_experiment(sweep_dir, [configs[j.name] for j in unique], [_hparam_key(k) for k in varying])
@@ -100,6 +105,7 @@ class Sweep:
             return "submitting them through Hydra's submitit launcher"
         if "joblib" not in str(launcher.get("_target_", "")).lower():
             return "one after another in this process"
+        # joblib: only with the joblib launcher (the basic and submitit ones run without it)
         import joblib
 
         at_once = min(jobs, joblib.effective_n_jobs(launcher.get("n_jobs") or -1))
@@ -107,11 +113,6 @@ class Sweep:
 
     def _checked(self, jobs: list[grid.Job], sweep_dir: Path) -> dict:
         """Each job's resolved config (hydra aside), after checking it."""
-        from omegaconf.errors import OmegaConfBaseException
-
-        from ..errors import first_line
-        from ..validate import check_config, check_keys
-
         configs = {}
         for job in jobs:
             cfg = self.context.config_loader.load_sweep_config(self.config, job.launched_with)
@@ -224,8 +225,6 @@ def _why(config: dict, same_as: dict) -> str:
 
 def _hparam_key(override_key: str) -> str:
     """The HParams key of an override's key: ``norm`` -> ``norm.name``."""
-    from ..config import AXES
-
     return f"{override_key}.name" if override_key in AXES else override_key
 
 
@@ -236,8 +235,6 @@ def _has_result(job_dir: Path) -> bool:
 
 def signal_descendants(signum: int) -> None:
     """Pass a signal on to this process's descendants (the parallel jobs), on Linux."""
-    import os
-
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
