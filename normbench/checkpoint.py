@@ -12,8 +12,11 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+from .data import DATASETS, ImageDataConfig
 from .errors import UsageError, described
+from .files import MAX_CHECKPOINT_BYTES, BadFile, open_regular
 from .rundir import CHECKPOINT, atomic_write
+from .trust import check_config
 
 CHECKPOINT_KEYS = ("model", "optimizer", "step", "epoch", "rng", "config")
 # keys added to the config since a checkpoint may have been made: absent means these values
@@ -27,8 +30,6 @@ ADDED_KEYS = {"amp": "none", "channels_last": False, "compile": False, "threads"
 def with_added_keys(config: dict) -> dict:
     """A checkpoint's config with the keys added since an older normbench made it, as that
     normbench ran them (no schedule, one weight decay, no augmentation)."""
-    from .data import DATASETS, ImageDataConfig
-
     out = dict(config)
     for key, value in ADDED_KEYS.items():
         if isinstance(value, dict):
@@ -58,7 +59,7 @@ class CheckpointWriter:
         self._error: Optional[BaseException] = None
 
     def save(self, state: dict) -> None:
-        import torch
+        import torch  # torch: resume.py reads this module at train --help, which stays without torch
 
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -109,11 +110,7 @@ def load_checkpoint(path: Path, source: str | None = None) -> dict:
     """A normbench checkpoint, loaded on the CPU with ``torch.load(weights_only=True)``, its
     config checked as data (``trust.check_config``; ``source`` names it in a refusal).
     Every problem is a UsageError of one line."""
-    import torch
-
-    from .trust import check_config
-
-    from .files import MAX_CHECKPOINT_BYTES, BadFile, open_regular
+    import torch  # torch: resume.py reads this module at train --help, which stays without torch
 
     named, path = Path(path), checkpoint_path(path)
     # a file named on the command line is the user's (its symlinks followed); a run directory's
@@ -156,7 +153,7 @@ def check_fields(state: dict, path: Path) -> None:
     ``position`` counts (an epoch no more than the config's ``epochs``, no more epochs than
     steps), the states mappings, ``perm`` a permutation the position lies within. Anything
     else is refused in one line, before anything is built from it."""
-    import torch
+    import torch  # torch: resume.py reads this module at train --help, which stays without torch
 
     def refuse(field: str, why: str) -> UsageError:
         return UsageError(f"{path}: refused: {field}={str(state.get(field))[:40]} {why}; allowed: the "

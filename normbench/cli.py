@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import traceback
 from typing import Callable
 
-from . import __version__
+from . import __version__, streams
 from .errors import (Ended, Interrupted, NothingToDo, RunFailed, SweepFailed, UsageError, described, disk_problem,
                      first_line)
 
@@ -39,19 +41,20 @@ def _train(args: list[str]) -> int:
     """``normbench train``: Hydra runs normbench's app. Hydra prints its own errors (several
     lines, exit 1) unless HYDRA_FULL_ERROR=1, under which it raises them: normbench sets
     it for the call, so that it can say each in one line with its own exit status."""
+    # Hydra and OmegaConf: only for train (normbench --help and the other commands start without them)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         if {"-m", "--multirun"} & set(args):
-            from .sweep.resume import sweep_args
+            from .sweep.resume import sweep_args  # a subcommand's code: only when it runs
 
             args = sweep_args(args)
         else:
-            from .resume import run_args
+            from .resume import run_args  # a subcommand's code: only when it runs
 
             args = run_args(args)
-        from .app import register, task
+        from .app import register, task  # Hydra's app: only when train runs
 
         register()
         sys.argv = ["normbench train", *args]  # Hydra reads its flags and overrides from sys.argv
@@ -86,9 +89,6 @@ def _train(args: list[str]) -> int:
 def _unexpected(e: Exception) -> int:
     """An error normbench did not expect: one line, and where its traceback is kept; a
     full or read-only disk is no bug: ``no space left on <device> writing <file>``."""
-    import tempfile
-    import traceback
-
     disk = disk_problem(e)
     if disk is not None:
         print(f"normbench: error: {disk}", file=sys.stderr)
@@ -105,7 +105,7 @@ def _unexpected(e: Exception) -> int:
 
 def _one_line(e: BaseException) -> str:
     """Hydra's multi-line messages as one line: what failed, why, what is allowed."""
-    from hydra.errors import MissingConfigException
+    from hydra.errors import MissingConfigException  # Hydra: only for train's errors
 
     if isinstance(e, MissingConfigException) and e.options:
         group = (e.missing_cfg_file or "").rpartition("/")[0]
@@ -139,13 +139,13 @@ def _refusing(run: Callable[[list[str]], int], args: list[str]) -> int:
 
 
 def _evaluate(args: list[str]) -> int:
-    from .evaluate import main
+    from .evaluate import main  # a subcommand's code: only when it runs
 
     return _refusing(main, args)
 
 
 def _report(args: list[str]) -> int:
-    from .report.command import run
+    from .report.command import run  # a subcommand's code (pandas, matplotlib): only when it runs
 
     return _refusing(run, args)
 
@@ -184,8 +184,6 @@ def entry() -> None:
     """The ``normbench`` console script and ``python -m normbench``. The terminal is a view:
     a closed, broken or narrow stdout or stderr never changes what a command does or the
     status it exits with (``streams.py``)."""
-    from . import streams
-
     streams.guard()
     try:
         code = main()

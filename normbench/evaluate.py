@@ -14,7 +14,15 @@ import json
 import sys
 from pathlib import Path
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .checkpoint import checkpoint_path, load_checkpoint
+from .data import load_data
 from .errors import UsageError, described
+from .models import build_model
+from .run import resolve_device
+from .validate import check_against_data, check_config, check_device
 
 USAGE = ("usage: normbench evaluate <run dir or checkpoint.pt> [split=val|test] [device=auto|cpu|cuda|cuda:N] "
          "[data.root=DIR] [--json]")
@@ -45,8 +53,6 @@ def parse(args: list[str]) -> tuple[Path, dict, bool]:
         raise UsageError(f"evaluate takes one run directory or checkpoint, got {len(paths)}; {USAGE}")
     if options["split"] not in ("val", "test"):
         raise UsageError(f"split={options['split']} is not allowed; allowed: val, test")
-    from .validate import check_device
-
     check_device(options["device"])
     if options["data.root"] is not None and not options["data.root"].strip():
         raise UsageError("data.root= is empty; allowed: a directory holding the data set's files")
@@ -56,11 +62,6 @@ def parse(args: list[str]) -> tuple[Path, dict, bool]:
 def _config(state: dict, file: Path, data_root: str | None):
     """The checkpoint's config, checked, with data.root replaced when given and never a
     download."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from .validate import check_config
-
     try:
         cfg = OmegaConf.create(state["config"])
         check_config(cfg)
@@ -77,12 +78,7 @@ def _config(state: dict, file: Path, data_root: str | None):
 
 def evaluate_checkpoint(path: Path, split: str = "val", device: str = "auto", data_root: str | None = None) -> dict:
     """{split, loss, acc, samples, step, epoch, checkpoint} of the checkpoint at ``path``."""
-    from .checkpoint import checkpoint_path, load_checkpoint
-    from .data import load_data
-    from .models import build_model
-    from .run import resolve_device
-    from .batchnorm import evaluate
-    from .validate import check_against_data
+    from .batchnorm import evaluate  # torch: a refused path or option is said before torch loads
 
     file = checkpoint_path(path)
     state = load_checkpoint(file)

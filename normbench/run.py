@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import platform
 import time
 import traceback
@@ -28,11 +29,15 @@ from typing import Optional
 
 from . import __version__
 from .checkpoint import CheckpointWriter
+from .data import load_data
 from .errors import NothingToDo, RunFailed, UsageError, described, disk_problem
 from .extension import finished_kept
+from .models import build_model
+from .resume import checkpoint_to_resume
 from .rundir import (CHECKPOINT, FINISHED, HISTOGRAMS, LOG, METRICS, Summary, remove_unfinished_writes, shown, summary_or_none,
                      write_summary)
 from .signals import Stop
+from .sites import describe
 from .budget import effective_lr
 from .validate import check_against_data
 
@@ -58,7 +63,7 @@ class Prepared:
 
 
 def resolve_device(name: str):
-    import torch
+    import torch  # torch: app.py imports this module at train --help, which stays without torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -73,6 +78,8 @@ def resolve_device(name: str):
 
 
 def versions() -> dict:
+    # what a run records of its libraries; numpy and torch are in memory by then (Hydra:
+    # evaluate reads this module without it)
     import hydra
     import numpy
     import torch
@@ -87,10 +94,7 @@ def _now() -> str:
 
 def _prepare(cfg, place: Place, summary: Summary) -> Prepared:
     """Threads, device, data and (resuming) the checkpoint; the checks that need the data."""
-    import torch
-
-    from .data import load_data
-    from .resume import checkpoint_to_resume
+    import torch  # torch: app.py imports this module at train --help, which stays without torch
 
     if place.threads:
         torch.set_num_threads(place.threads)
@@ -107,7 +111,7 @@ def _prepare(cfg, place: Place, summary: Summary) -> Prepared:
 
 def new_summary(cfg, run_dir: Path, overrides, **fields) -> Summary:
     """The summary of ``cfg`` in ``run_dir`` before any training (``fields`` set on it)."""
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # evaluate reads this module without OmegaConf's import
 
     return Summary(**{"status": "failed", **fields}, run_dir=str(run_dir), overrides=list(overrides),
                    config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), target_acc=cfg.target_acc,
@@ -153,11 +157,9 @@ def train(cfg, place: Place, stop: Stop) -> Summary:
 
 def _fit(cfg, place: Place, prepared: Prepared, summary: Summary, stop: Stop):
     """Build the model, the trainer and the sinks and train: (outcome, trainer, error)."""
+    # torch, TensorBoard (sinks, hparams) and the trainer: only once a run starts (train --help stays light)
     import torch
-
     from .hparams import session
-    from .models import build_model
-    from .sites import describe
     from .sinks import CSVSink, HistogramCSVSink, ProgressSink, Sinks, TensorBoardSink
     from .trainer import Trainer
 
@@ -250,14 +252,12 @@ def outcome_fields(o, batch_size: int) -> dict:
 def summary_scalars(numbers: dict) -> dict:
     """The summary's numbers that no logged tag holds, as ``summary/<name>`` values logged at
     the end of the run (metrics.csv and TensorBoard); those not measured are left out."""
-    import math
-
     return {f"summary/{k}": float(numbers[k]) for k in ("best_val_acc", "steps_to_target", "precise_bn_gain")
             if numbers.get(k) is not None and math.isfinite(numbers[k])}
 
 
 def _record(summary: Summary, outcome, trainer, device, cfg, t0: float) -> Summary:
-    import torch
+    import torch  # torch: app.py imports this module at train --help, which stays without torch
 
     for name, value in outcome_fields(outcome, cfg.batch_size).items():
         setattr(summary, name, value)

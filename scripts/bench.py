@@ -1,4 +1,4 @@
-"""Throughput of normbench's trainer against a bare PyTorch loop, and start-up time, in one run.
+"""Throughput of normbench's trainer against a bare PyTorch loop, start-up, a whole run and a sweep, in one run.
 
     python scripts/bench.py                       # digits MLP and CNN on CPU (and CUDA when present), start-up
     python scripts/bench.py --model cnn --repeats 7 --no-startup
@@ -18,7 +18,7 @@ batch size and number of steps:
                   time; the data set's own pad, and flips where they keep the class)
 
 and prints the median steps/s of each, samples/s of the bare loop, and the ratios b/a,
-c/a and d/b as the median over rounds of the ratio within a round (a, b and c run back to back in
+c/a, c/b (what the probes cost) and d/b as the median over rounds of the ratio within a round (a, b and c run back to back in
 each round, so a slow spell of the machine slows all three and cancels out). Time spent
 in evaluation at the end of each epoch is left out of (b) and (c), as the bare loop has
 none; probes are inside the timed steps. ``--data synthetic`` uses generated
@@ -29,6 +29,13 @@ bare script that trains the digits MLP for one epoch with random data of the sam
 (what any PyTorch training script pays: torch, and torch.optim's import of torch._dynamo),
 and of ``normbench train epochs=1 progress=false`` in a temporary directory; medians and
 differences.
+
+Whole run (``--run-repeats``, 5; 0 skips it). Whole-process wall time, interleaved, of a
+bare script that trains the digits MLP for ``--run-epochs`` (40) epochs at batch
+``--run-batch-size`` (8) and evaluates the validation split once per epoch, and of the
+same run by ``normbench train`` with ``probe_every=0`` (logging, TensorBoard and
+checkpoints on) and with its default probes; medians, and each normbench run's ratio to
+the bare script (median over rounds of the ratio within a round).
 
 Sweep (``--sweep-repeats N``). Whole-process wall time, interleaved, of a sweep of
 ``--sweep-runs`` seeds of the default config (plus the overrides given) run in parallel
@@ -57,7 +64,7 @@ from normbench.data import load_data
 from normbench.models import MODELS, build_model
 from normbench.run import resolve_device
 from normbench.optim import build_optimizer
-from normbench.trainer import Trainer
+from normbench.trainer import Trainer, probe_interval
 
 
 def config(overrides: list[str]):
@@ -146,6 +153,7 @@ def throughput(model: str, device_name: str, args) -> dict:
         "steps": cfg.epochs * (len(data.train) // cfg.batch_size), "med": med, "rates": rates,
         "b/a": statistics.median(b / a for b, a in zip(rates["probes off"], rates["bare"], strict=True)),
         "c/a": statistics.median(c / a for c, a in zip(rates["probes on"], rates["bare"], strict=True)),
+        "c/b": statistics.median(c / b for c, b in zip(rates["probes on"], rates["probes off"], strict=True)),
         "d/b": statistics.median(d / b for d, b in zip(rates["augmented"], rates["probes off"], strict=True)),
         "augment": f"pad {cfgs['augmented'].data.augment_pad}, flip {str(cfgs['augmented'].data.augment_flip).lower()}",
         "probes": _probes(cfg, len(data.train)), "log_every": cfg.log_every,
@@ -153,8 +161,6 @@ def throughput(model: str, device_name: str, args) -> dict:
 
 
 def _probe_count(cfg, n_train: int) -> int:
-    from normbench.trainer import probe_interval
-
     total = cfg.epochs * (n_train // cfg.batch_size)
     every = probe_interval(cfg.probe_every, total)
     return 0 if every == 0 else len(range(0, total + 1, every)) + (total % every != 0)
@@ -162,8 +168,6 @@ def _probe_count(cfg, n_train: int) -> int:
 
 def _probes(cfg, n_train: int) -> str:
     """How often the default probes ran: ``every 22 steps and the last (11 probes; ...)``."""
-    from normbench.trainer import probe_interval
-
     every = probe_interval(cfg.probe_every, cfg.epochs * (n_train // cfg.batch_size))
     return f"every {every} steps and the last ({_probe_count(cfg, n_train)} probes; probe_every={cfg.probe_every})"
 
@@ -189,10 +193,52 @@ for i in range(len(Y) // 64):
 """
 
 
+BARE_RUN_SCRIPT = """\
+# A whole run as a user would write it: the digits MLP (3 x Linear-BatchNorm-ReLU, width 128),
+# SGD with momentum, EPOCHS epochs at batch BATCH, the validation split evaluated once per epoch.
+import gzip, importlib.util, os, sys
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EPOCHS, BATCH = int(sys.argv[1]), int(sys.argv[2])
+where = importlib.util.find_spec("sklearn").submodule_search_locations[0]  # the digits scikit-learn ships
+with gzip.open(os.path.join(where, "datasets", "data", "digits.csv.gz"), "rt") as f:
+    table = np.loadtxt(f, delimiter=",")
+X, Y = torch.tensor(table[:, :-1], dtype=torch.float32), torch.tensor(table[:, -1], dtype=torch.int64)
+torch.manual_seed(0)
+order = torch.randperm(len(Y))
+val, train = order[:360], order[360:]
+X = (X - X[train].mean(0)) / X[train].std(0).clamp_min(1e-8)
+Xt, Yt, Xv, Yv = X[train], Y[train], X[val], Y[val]
+blocks = []
+for i in range(3):
+    blocks += [nn.Linear(64 if i == 0 else 128, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU()]
+model = nn.Sequential(*blocks, nn.Linear(128, 10))
+opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+for epoch in range(EPOCHS):
+    model.train()
+    perm = torch.randperm(len(Yt))
+    for i in range(len(Yt) // BATCH):
+        idx = perm[i * BATCH:(i + 1) * BATCH]
+        loss = F.cross_entropy(model(Xt[idx]), Yt[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = (model(Xv).argmax(1) == Yv).float().mean().item()
+print(f"val acc {acc:.4f}")
+"""
+
+
 def time_commands(commands: dict[str, list[str]], repeats: int) -> dict[str, list[float]]:
     """Whole-process wall times (s) of each command, run interleaved ``repeats`` times, each
     run in a fresh temporary directory; one list per command."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    # PYTHONDONTWRITEBYTECODE (set on some CI machines) would make every process compile
+    # normbench's modules again (~0.2 s): a user's Python caches them, and so does this bench
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")}
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
         for name, cmd in commands.items():
@@ -224,6 +270,30 @@ def startup(repeats: int) -> dict[str, list[float]]:
         }, repeats)
 
 
+def whole_run(repeats: int, epochs: int, batch: int) -> dict[str, list[float]]:
+    """A whole training run, as processes: the bare script, and ``normbench train`` with
+    the probes off and with its default probes (logging, TensorBoard, checkpoints on)."""
+    with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
+        script = os.path.join(tmp, "bare_run.py")
+        with open(script, "w") as f:
+            f.write(BARE_RUN_SCRIPT)
+        run = [sys.executable, "-m", "normbench", "train", f"epochs={epochs}", f"batch_size={batch}", "progress=false"]
+        return time_commands({
+            f"bare script ({epochs} epochs, batch {batch})": [sys.executable, script, str(epochs), str(batch)],
+            "normbench train probe_every=0": [*run, "probe_every=0"],
+            "normbench train (default probes)": run,
+        }, repeats)
+
+
+def print_ratios(times: dict[str, list[float]], pairs: list[tuple[str, int, int]], kind: str = "ratio") -> None:
+    """The median over rounds of the ratio (or difference) of two commands within a round."""
+    t = list(times.values())
+    for name, i, j in pairs:
+        per_round = [a / b if kind == "ratio" else a - b for a, b in zip(t[i], t[j], strict=True)]
+        print(f"  {name:<48} {statistics.median(per_round):{'6.3f' if kind == 'ratio' else '+6.2f'}}"
+              f"{'' if kind == 'ratio' else ' s'}")
+
+
 def sweep(repeats: int, runs: int, overrides: list[str]) -> dict[str, list[float]]:
     """A sweep of ``runs`` seeds in parallel and one job at a time, timed."""
     grid = [sys.executable, "-m", "normbench", "train", "-m", "seed=" + ",".join(map(str, range(runs))),
@@ -247,7 +317,10 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (bare loop and trainer)")
     ap.add_argument("--epochs", type=int, default=20, help="the default run's 20 (its default probes: 8 between the first and the last)")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--startup-repeats", type=int, default=5)
+    ap.add_argument("--startup-repeats", type=int, default=15, help="single rounds spread by ~0.8 s on 2 cores")
+    ap.add_argument("--run-repeats", type=int, default=5, help="rounds of the whole-run measurement (0: skip it)")
+    ap.add_argument("--run-epochs", type=int, default=40)
+    ap.add_argument("--run-batch-size", type=int, default=8)
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
     ap.add_argument("--no-throughput", action="store_true", help="only the start-up measurement")
     ap.add_argument("--sweep-repeats", type=int, default=0, help="rounds of the sweep measurement (0: skip it)")
@@ -272,28 +345,33 @@ def main() -> None:
     if not args.no_throughput:
         rows = [throughput(m, d, args) for d in devices for m in models]
         r0 = rows[0]
-        print(f"\nthroughput: steps/s, median of {args.repeats} rounds; b/a and c/a: median over rounds of the "
+        print(f"\nthroughput: steps/s, median of {args.repeats} rounds; b/a, c/a, c/b, d/b: median over rounds of the "
               f"ratio within a round; probes {r0['probes']}, log_every={r0['log_every']}, "
               f"amp={args.amp}, channels_last={args.channels_last}, compile={args.compile}")
         head = (f"  {'model':<5} {'device':<7} {'data':<9} {'input':<8} {'batch':>5} {'steps':>5} "
-                f"{'bare (a)':>9} {'off (b)':>9} {'on (c)':>9} {'aug (d)':>9} {'b/a':>6} {'c/a':>6} {'d/b':>6} "
+                f"{'bare (a)':>9} {'off (b)':>9} {'on (c)':>9} {'aug (d)':>9} {'b/a':>6} {'c/a':>6} {'c/b':>6} {'d/b':>6} "
                 f"{'ms/probe':>8} {'bare samples/s':>15}  augmentation")
         print(head)
         for r in rows:
             m = r["med"]
             print(f"  {r['model']:<5} {r['device']:<7} {r['data']:<9} {r['input']:<8} {r['batch']:>5} "
                   f"{r['steps']:>5} {m['bare']:9.1f} {m['probes off']:9.1f} {m['probes on']:9.1f} "
-                  f"{m['augmented']:9.1f} {r['b/a']:6.3f} {r['c/a']:6.3f} {r['d/b']:6.3f} {r['probe_ms']:8.1f} "
+                  f"{m['augmented']:9.1f} {r['b/a']:6.3f} {r['c/a']:6.3f} {r['c/b']:6.3f} {r['d/b']:6.3f} {r['probe_ms']:8.1f} "
                   f"{m['bare'] * r['batch']:15.0f}  {r['augment']}")
     if not args.no_startup:
         s = startup(args.startup_repeats)
         print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved rounds (range); "
               f"differences: median over rounds of the difference within a round")
         print_times(s)
-        torch_s, bare_s, nb_s = s.values()
-        for name, x, y in [("normbench - import torch", nb_s, torch_s), ("normbench - bare loop script", nb_s, bare_s),
-                           ("bare loop script - import torch", bare_s, torch_s)]:
-            print(f"  {name:<48} {statistics.median(a - b for a, b in zip(x, y, strict=True)):+6.2f} s")
+        print_ratios(s, [("normbench - import torch", 2, 0), ("normbench - bare loop script", 2, 1),
+                         ("bare loop script - import torch", 1, 0)], kind="difference")
+    if args.run_repeats:
+        s = whole_run(args.run_repeats, args.run_epochs, args.run_batch_size)
+        print(f"\nwhole run: the digits MLP, {args.run_epochs} epochs at batch {args.run_batch_size}, whole-process "
+              f"wall time, median of {args.run_repeats} interleaved rounds (range); ratios: median over rounds of the "
+              f"ratio within a round")
+        print_times(s)
+        print_ratios(s, [("probes off / bare script", 1, 0), ("default probes / bare script", 2, 0)])
 
     if args.sweep_repeats:
         s = sweep(args.sweep_repeats, args.sweep_runs, args.overrides)
@@ -301,8 +379,7 @@ def main() -> None:
               f"{' '.join(args.overrides)}, whole-process wall time, median of {args.sweep_repeats} interleaved "
               f"rounds (range), {os.cpu_count()} CPUs")
         print_times(s)
-        par, seq = s.values()
-        print(f"  {'parallel / sequential':<48} {statistics.median(a / b for a, b in zip(par, seq, strict=True)):6.3f}")
+        print_ratios(s, [("parallel / sequential", 0, 1)])
 
 
 if __name__ == "__main__":

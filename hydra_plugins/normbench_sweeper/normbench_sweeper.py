@@ -20,7 +20,7 @@ class NormbenchSweeper(Sweeper):
         self._sweep = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
-        from normbench.sweep.sweeper import Sweep
+        from normbench.sweep.sweeper import Sweep  # the sweep: only when one starts (every run registers this plugin)
 
         self.hydra_context, self.config = hydra_context, config
         self._sweep = Sweep(hydra_context, task_function, config, self.max_batch_size, self.params)
