@@ -47,6 +47,7 @@ sequential (median over rounds of the ratio within a round).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -54,6 +55,8 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -233,9 +236,11 @@ print(f"val acc {acc:.4f}")
 """
 
 
-def time_commands(commands: dict[str, list[str]], repeats: int) -> dict[str, list[float]]:
+def time_commands(commands: dict[str, list[str]], repeats: int,
+                  after: Callable[[str, Path], None] | None = None) -> dict[str, list[float]]:
     """Whole-process wall times (s) of each command, run interleaved ``repeats`` times, each
-    run in a fresh temporary directory; one list per command."""
+    run in a fresh temporary directory (``after(name, directory)`` may read what it wrote);
+    one list per command."""
     # PYTHONDONTWRITEBYTECODE (set on some CI machines) would make every process compile
     # normbench's modules again (~0.2 s): a user's Python caches them, and so does this bench
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")}
@@ -246,6 +251,8 @@ def time_commands(commands: dict[str, list[str]], repeats: int) -> dict[str, lis
                 t = time.perf_counter()
                 proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
                 times[name].append(time.perf_counter() - t)
+                if after is not None and proc.returncode == 0:
+                    after(name, Path(tmp))
             if proc.returncode != 0:
                 raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr}")
     return times
@@ -294,12 +301,37 @@ def print_ratios(times: dict[str, list[float]], pairs: list[tuple[str, int, int]
               f"{'' if kind == 'ratio' else ' s'}")
 
 
-def sweep(repeats: int, runs: int, overrides: list[str]) -> dict[str, list[float]]:
-    """A sweep of ``runs`` seeds in parallel and one job at a time, timed."""
+def sweep(repeats: int, runs: int, overrides: list[str]) -> tuple[dict[str, list[float]], dict[str, list[dict]]]:
+    """A sweep of ``runs`` seeds in parallel and one job at a time, timed; and each job's
+    summary.json (its own wall time and torch threads), per way of running."""
     grid = [sys.executable, "-m", "normbench", "train", "-m", "seed=" + ",".join(map(str, range(runs))),
             "progress=false", *overrides]
-    return time_commands({"parallel (one job per core)": grid,
-                          "sequential (hydra.launcher.n_jobs=1)": [*grid, "hydra.launcher.n_jobs=1"]}, repeats)
+    jobs: dict[str, list[dict]] = {}
+
+    def read_jobs(name: str, directory: Path) -> None:
+        jobs.setdefault(name, []).extend(json.loads(p.read_text()) for p in directory.rglob("summary.json"))
+
+    times = time_commands({"parallel (one job per core)": grid,
+                           "sequential (hydra.launcher.n_jobs=1)": [*grid, "hydra.launcher.n_jobs=1"]}, repeats,
+                          after=read_jobs)
+    return times, jobs
+
+
+def print_sweep_bound(times: dict[str, list[float]], jobs: dict[str, list[dict]]) -> None:
+    """What the jobs themselves allow: a parallel job's time (torch threads shared out) and
+    a sequential one's (every core's threads), and the ratio they set with no start-up at
+    all: (parallel job time x jobs / jobs at once) / (sequential job time x jobs)."""
+    (par, seq), (par_t, seq_t) = jobs.values(), times.values()
+    per = {name: statistics.median(j["wall_time_s"] for j in js) for name, js in jobs.items()}
+    threads = {name: statistics.median(j["threads"] for j in js) for name, js in jobs.items()}
+    at_once = max(1, os.cpu_count() // int(threads[next(iter(jobs))]))
+    p, q = per.values()
+    for name in jobs:
+        print(f"  {'one job, ' + name.split(' (')[0] + f' ({threads[name]:.0f} threads)':<48} {per[name]:6.2f} s "
+              f"(median of {len(jobs[name])}, its run.train)")
+    print(f"  {'jobs alone: parallel / sequential':<48} {p / at_once / q:6.3f}  (no start-up, {at_once} at once)")
+    spent = statistics.median(t - len(par) / len(par_t) * p / at_once for t in par_t)
+    print(f"  {'parallel sweep beyond its jobs (start-up, workers)':<48} {spent:6.2f} s")
 
 
 def main() -> None:
@@ -374,12 +406,13 @@ def main() -> None:
         print_ratios(s, [("probes off / bare script", 1, 0), ("default probes / bare script", 2, 0)])
 
     if args.sweep_repeats:
-        s = sweep(args.sweep_repeats, args.sweep_runs, args.overrides)
+        s, jobs = sweep(args.sweep_repeats, args.sweep_runs, args.overrides)
         print(f"\nsweep: {args.sweep_runs} runs (seeds) of the default config{' ' if args.overrides else ''}"
               f"{' '.join(args.overrides)}, whole-process wall time, median of {args.sweep_repeats} interleaved "
               f"rounds (range), {os.cpu_count()} CPUs")
         print_times(s)
         print_ratios(s, [("parallel / sequential", 0, 1)])
+        print_sweep_bound(s, jobs)
 
 
 if __name__ == "__main__":
