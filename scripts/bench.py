@@ -263,18 +263,40 @@ def print_times(times: dict[str, list[float]]) -> None:
         print(f"  {name:<48} {statistics.median(t):6.2f} s  ({min(t):.2f}-{max(t):.2f})")
 
 
-def startup(repeats: int) -> dict[str, list[float]]:
-    """``import torch``, a bare training script and ``normbench train epochs=1``, timed."""
+def startup(repeats: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """``import torch``, a bare training script and ``normbench train epochs=1``, timed; and
+    what normbench imports beyond the bare script, by package (``import_parts``)."""
     with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
         script = os.path.join(tmp, "bare_loop.py")
         with open(script, "w") as f:
             f.write(BARE_SCRIPT)
-        return time_commands({
+        train = [sys.executable, "-m", "normbench", "train", "epochs=1", "progress=false"]
+        times = time_commands({
             'python -c "import torch"': [sys.executable, "-c", "import torch"],
             "bare loop script (digits MLP shapes, 1 epoch)": [sys.executable, script],
-            "normbench train epochs=1 progress=false": [sys.executable, "-m", "normbench", "train", "epochs=1",
-                                                        "progress=false"],
+            "normbench train epochs=1 progress=false": train,
         }, repeats)
+        return times, import_parts([[sys.executable, script], train])
+
+
+def import_parts(commands: list[list[str]], repeats: int = 3) -> dict[str, float]:
+    """``python -X importtime``: the self time (s) of each top-level package's modules that the
+    second command imports and the first does not, median of ``repeats`` runs of each."""
+    def self_times(cmd: list[str]) -> dict[str, float]:
+        env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")}
+        with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
+            err = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], cwd=tmp, env=env, capture_output=True,
+                                 text=True).stderr
+        rows = [line.split("|") for line in err.splitlines() if line.startswith("import time:") and "self [us]" not in line]
+        return {r[2].strip(): int(r[0].split(":")[1]) / 1e6 for r in rows}
+
+    runs = [[self_times(c) for _ in range(repeats)] for c in commands]
+    bare, ours = ({m: statistics.median(r.get(m, 0.0) for r in rs) for m in set().union(*rs)} for rs in runs)
+    parts: dict[str, float] = {}
+    for module, t in ours.items():
+        if module not in bare:
+            parts[module.split(".")[0]] = parts.get(module.split(".")[0], 0.0) + t
+    return dict(sorted(parts.items(), key=lambda kv: -kv[1]))
 
 
 def whole_run(repeats: int, epochs: int, batch: int) -> dict[str, list[float]]:
@@ -391,12 +413,15 @@ def main() -> None:
                   f"{m['augmented']:9.1f} {r['b/a']:6.3f} {r['c/a']:6.3f} {r['c/b']:6.3f} {r['d/b']:6.3f} {r['probe_ms']:8.1f} "
                   f"{m['bare'] * r['batch']:15.0f}  {r['augment']}")
     if not args.no_startup:
-        s = startup(args.startup_repeats)
+        s, parts = startup(args.startup_repeats)
         print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved rounds (range); "
               f"differences: median over rounds of the difference within a round")
         print_times(s)
         print_ratios(s, [("normbench - import torch", 2, 0), ("normbench - bare loop script", 2, 1),
                          ("bare loop script - import torch", 1, 0)], kind="difference")
+        print(f"  what normbench imports beyond the bare script (python -X importtime, self times, median of 3): "
+              f"{sum(parts.values()):.2f} s")
+        print("    " + ", ".join(f"{name} {t:.3f}" for name, t in list(parts.items())[:12]))
     if args.run_repeats:
         s = whole_run(args.run_repeats, args.run_epochs, args.run_batch_size)
         print(f"\nwhole run: the digits MLP, {args.run_epochs} epochs at batch {args.run_batch_size}, whole-process "
