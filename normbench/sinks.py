@@ -168,7 +168,9 @@ class TensorBoardSink:
 
     def __init__(self, run_dir: Path, resume_step: Optional[int] = None):
         purge = None if resume_step is None else resume_step + 1 if resume_step > 0 else 0
-        self._writer = SummaryWriter(log_dir=str(run_dir), flush_secs=10, purge_step=purge)
+        # max_queue: events held for the writer thread before an add waits for it (10 by default:
+        # a log call of a digits run then took 84 us, against 17 us with room to queue)
+        self._writer = SummaryWriter(log_dir=str(run_dir), max_queue=1000, flush_secs=10, purge_step=purge)
         self._tags: dict[str, None] = {}  # the scalar tags recorded, in order
         self._laid_out = 0  # how many of them the last layout was made from
         self._layout = b""  # the last layout written
