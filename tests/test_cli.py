@@ -29,6 +29,7 @@ def default_run(tmp_path_factory):
     return proc, run_dir
 
 
+@pytest.mark.slow  # trains
 def test_default_run_learns_and_says_where_its_directory_is(default_run):
     proc, run_dir = default_run
     s = json.loads((run_dir / "summary.json").read_text())
@@ -47,6 +48,7 @@ def test_default_run_learns_and_says_where_its_directory_is(default_run):
     assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "train.log").exists()
 
 
+@pytest.mark.slow  # trains
 def test_metrics_csv_holds_every_logged_value_and_agrees_with_the_summary(default_run):
     _, run_dir = default_run
     s = json.loads((run_dir / "summary.json").read_text())
@@ -72,6 +74,7 @@ def read_events(run_dir):
     return acc
 
 
+@pytest.mark.slow  # trains
 def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
     _, run_dir = default_run
     acc = read_events(run_dir)
@@ -83,6 +86,7 @@ def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
         assert [e.value for e in events] == pytest.approx(list(rows.value), rel=1e-6)  # float32 in the event file
 
 
+@pytest.mark.slow  # trains
 def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
     _, run_dir = default_run
     m = pd.read_csv(run_dir / "metrics.csv")
@@ -115,6 +119,7 @@ def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
             assert e.histogram_value.min == pytest.approx(bins.left[bins["count"] > 0].iloc[0], rel=1e-6)
 
 
+@pytest.mark.slow  # trains
 def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default_run):
     _, run_dir = default_run
     acc = read_events(run_dir)
@@ -142,6 +147,7 @@ def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default
     assert not any("saturated" in t or "landscape" in t for t in charts)  # a ReLU MLP, no landscape probe
 
 
+@pytest.mark.slow  # trains
 def test_summary_has_the_train_eval_gap_precise_bn_gain_and_variance_shift(workdir):
     proc = run_in_process("train", "epochs=5", "progress=false", "dropout=0.5", "norm.precise_bn=true", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
@@ -155,6 +161,7 @@ def test_summary_has_the_train_eval_gap_precise_bn_gain_and_variance_shift(workd
     assert m[m.tag == "val/acc_running_stats"].value.iloc[-1] == s["final_val_acc_running_stats"]
 
 
+@pytest.mark.slow  # trains
 def test_checkpoint_loads_safely_and_reproduces_the_final_accuracy(default_run):
     _, run_dir = default_run
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
@@ -169,6 +176,7 @@ def test_checkpoint_loads_safely_and_reproduces_the_final_accuracy(default_run):
     assert not list(run_dir.glob(".*.tmp"))  # no temporary files left by the atomic writes
 
 
+@pytest.mark.slow  # trains
 def test_two_identical_runs_give_identical_metrics(workdir):
     args = ["train", *FAST, "dropout=0.3", "seed=7"]
     assert run_in_process(*args, cwd=workdir).returncode == 0
@@ -215,6 +223,7 @@ def test_bad_input_gets_one_line_exit_2_and_leaves_nothing(workdir, overrides, n
     assert not (workdir / "outputs").exists()
 
 
+@pytest.mark.slow  # trains
 def test_a_diverging_run_is_recorded_as_diverged_and_exits_0(workdir):
     proc = run_in_process("train", *FAST, "norm=none", "lr=1e4", "log_every=1", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
@@ -244,12 +253,19 @@ def test_top_level_usage_and_unknown_commands(workdir):
     proc = run_in_process("trian", cwd=workdir)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "normbench: error: unknown command 'trian'; allowed: train, evaluate, report"
+    proc = run_in_process("--version", cwd=workdir)
+    assert proc.returncode == 0 and proc.stdout.startswith("normbench ")
+
+
+@pytest.mark.slow  # a real interpreter start
+def test_python_m_normbench_is_the_command(workdir):
     import subprocess
 
     proc = subprocess.run([sys.executable, "-m", "normbench", "--version"], capture_output=True, text=True, cwd=workdir)
     assert proc.returncode == 0 and proc.stdout.startswith("normbench ")
 
 
+@pytest.mark.slow  # trains
 def test_multirun_sweeps_a_grid_into_one_directory_per_job(workdir):
     # one job at a time, in this process (joblib runs n_jobs=1 without workers); the parallel
     # sweep, its worker processes and its terminal lines: test_sweep.py
@@ -261,6 +277,7 @@ def test_multirun_sweeps_a_grid_into_one_directory_per_job(workdir):
     assert norms == ["bn", "none"]
 
 
+@pytest.mark.slow  # trains
 def test_cnn_trains_on_mnist_files_through_the_command(workdir):
     write_mnist(workdir / "data", n_train=200, n_test=20)
     proc = run_in_process("train", "model=cnn", "data=mnist", "norm=gn", "norm.groups=4", "model.channels=[8,16]",

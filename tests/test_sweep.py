@@ -232,12 +232,12 @@ def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterr
 
 
 def test_resume_refuses_what_is_not_a_sweep(workdir):
-    proc = run_in_process("train", "-m", "norm=bn,none", "resume=true", *HERE, cwd=workdir)
+    proc = run_in_process("train", "-m", "norm=bn,none", "resume=true", HERE[0], cwd=workdir)
     assert proc.returncode == 2
     assert proc.stderr.startswith("normbench: error: resume=true: no sweep under outputs/multirun was started with "
                                   "the overrides norm=bn,none;")
     (workdir / "empty").mkdir()
-    proc = run_in_process("train", "-m", "norm=bn,none", "resume=empty", *HERE, cwd=workdir)
+    proc = run_in_process("train", "-m", "norm=bn,none", "resume=empty", HERE[0], cwd=workdir)
     assert proc.returncode == 2 and "not a sweep directory: no multirun.yaml in it" in proc.stderr
 
 

@@ -70,6 +70,7 @@ def test_resume_refuses_a_run_directory_that_would_run_code(trained, tmp_path, n
     assert not marker.exists() and (run / "summary.json").read_bytes() == before
 
 
+@pytest.mark.slow  # trains
 def test_a_sweep_directory_is_data_too(tmp_path):
     marker = tmp_path / "payload-ran"
     proc = run_in_process("train", "-m", "seed=0,1", *QUICK, "hydra.sweep.dir=sweep", *HERE, cwd=tmp_path)
@@ -99,6 +100,7 @@ def test_a_checkpoint_config_is_not_resolved_and_never_downloads(trained, tmp_pa
     one_line(run_in_process("evaluate", str(run), cwd=tmp_path), 2, "no readable MNIST files")  # not a download
 
 
+@pytest.mark.slow  # trains
 def test_non_finite_numbers_anywhere_still_give_a_summary(tmp_path):
     proc = run_in_process("train", "lr=30", "epochs=2", "threads=1", "progress=false", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -126,6 +128,7 @@ def test_a_sweep_that_never_ran_is_an_error(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow  # trains
 def test_evaluate_takes_a_sweep_job_directory(tmp_path):
     assert run_in_process("train", "-m", "seed=0,1", *QUICK, "hydra.sweep.dir=s", *HERE, cwd=tmp_path).returncode == 0
     proc = run_in_process("evaluate", "s/seed=0", "--json", cwd=tmp_path)
@@ -136,6 +139,7 @@ def test_evaluate_takes_a_sweep_job_directory(tmp_path):
     assert proc.returncode == 0 and proc.stdout.startswith("val: loss"), proc.stderr
 
 
+@pytest.mark.slow  # trains
 def test_one_writer_per_run_directory(trained, tmp_path):
     run = copy_run(trained, tmp_path)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
@@ -156,6 +160,7 @@ def test_one_writer_per_run_directory(trained, tmp_path):
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["steps"] == 30 * 22
 
 
+@pytest.mark.slow  # trains
 def test_a_sweep_runs_each_distinct_job_once_and_one_sweep_at_a_time(tmp_path):
     proc = run_in_process("train", "-m", "seed=0,0", *QUICK, "hydra.sweep.dir=s", *HERE, cwd=tmp_path)
     assert proc.returncode == 0 and "sweep: 1 completed, 1 duplicate (2 jobs," in proc.stdout, proc.stderr
@@ -178,6 +183,7 @@ def test_a_failed_resume_keeps_the_finished_summary(trained, tmp_path):
     assert (run / "summary.json").read_bytes() == summary
 
 
+@pytest.mark.slow  # trains
 def test_a_run_killed_before_its_first_checkpoint_starts_over(trained, tmp_path):
     run = copy_run(trained, tmp_path)
     for name in ("summary.json", CHECKPOINT):
@@ -265,6 +271,7 @@ def test_a_new_run_or_sweep_never_writes_through_a_symlink_in_its_directory(tmp_
     assert not (tmp_path / "victim").exists() and sorted(p.name for p in (tmp_path / "S").iterdir()) == ["seed=1"]
 
 
+@pytest.mark.slow  # trains
 def test_a_refused_resume_leaves_the_run_as_it_was_and_resumable(trained, tmp_path):
     run = copy_run(trained, tmp_path)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
