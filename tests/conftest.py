@@ -139,6 +139,8 @@ def run_in_process(*args: str, cwd: Path, env: dict | None = None) -> subprocess
     caught too). Everything it changed in the process is put back (``process_state_kept``)."""
     from normbench.cli import main
 
+    if {"-m", "--multirun"} & set(args):  # loky's workers would outlive the test, in its working directory
+        assert HERE[0] in args, f"a sweep in this process runs its jobs here: add {HERE[0]}"
     out, err = io.StringIO(), io.StringIO()
     with process_state_kept():
         os.chdir(cwd)
