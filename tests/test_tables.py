@@ -22,7 +22,8 @@ from normbench.optim import OPTIMIZERS
 from normbench.schedules import SCHEDULES
 
 pytestmark = pytest.mark.slow
-QUICK = ["epochs=1", "progress=false", "checkpoint=false"]
+# probes every 10 steps: 3 to 5 a run (every site still probed) instead of the default 10
+QUICK = ["epochs=1", "progress=false", "checkpoint=false", "probe_every=10"]
 # each model small, on small generated images (the MLP and the CNN on the digits), a few steps
 SMALL = {
     "mlp": ["model=mlp"],
@@ -32,7 +33,7 @@ SMALL = {
     "vit": ["model=vit", "model.depth=2", "model.dim=32", "model.patch=2"],
 }
 IMAGES = ["data=synthetic", "data.shape=[3,8,8]", "data.n_samples=480", "data.noise=2.0", "epochs=null", "steps=40",
-          "batch_size=16", "probe_every=10"]
+          "batch_size=16"]
 PAIRS = [(n, m) for m, row in MODELS.items() for n, norm in NORMS.items() if norm.build(row.kind) is not None]
 
 
