@@ -1,26 +1,20 @@
 """Bad input to ``evaluate`` and to ``train resume=...`` (``train``'s own values are in
 test_cli.py): each gets one line naming what is wrong and what is allowed, exit 2, no
-traceback, and nothing written."""
-
-import shutil
+traceback, and nothing written. Through the command's own entry function in this process
+(``run_in_process``): a refusal needs no interpreter start of its own."""
 
 import pytest
 import torch
 
-from conftest import run_cli, run_dirs
+from conftest import copy_run, run_in_process
 from datasets_on_disk import write_mnist
 from normbench.rundir import CHECKPOINT
 
-pytestmark = pytest.mark.slow  # end to end: the real command in a subprocess
 
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished 3-epoch run, and a scratch directory beside it."""
-    cwd = tmp_path_factory.mktemp("trained")
-    assert run_cli("train", "epochs=3", "progress=false", cwd=cwd).returncode == 0
-    (run_dir,) = run_dirs(cwd)
-    return run_dir
+@pytest.fixture
+def trained(finished_run):
+    """A finished 3-epoch run (shared by the session: read, or copied to be changed)."""
+    return finished_run
 
 
 def _tampered(tmp, run_dir, change):
@@ -82,26 +76,20 @@ def test_evaluate_refuses_bad_input_in_one_line(trained, tmp_path, make, expecte
         pytest.skip("this machine has CUDA")
     args = make(tmp_path, trained)
     before = sorted(p.name for p in tmp_path.iterdir())
-    assert_one_line(run_cli("evaluate", *args, cwd=tmp_path), expected)
+    assert_one_line(run_in_process("evaluate", *args, cwd=tmp_path), expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-
-
-def _copy(run_dir, tmp):
-    copy = tmp / "run"
-    shutil.copytree(run_dir, copy)
-    return copy
 
 
 RESUME = [
     ("no such directory", lambda tmp, rd: ["resume=nowhere"], "resume=nowhere: no such directory"),
     ("not a run directory", lambda tmp, rd: [f"resume={tmp}"], "not a run directory: no .hydra/overrides.yaml"),
-    ("a changed setting", lambda tmp, rd: [f"resume={_copy(rd, tmp)}", "lr=0.1"],
+    ("a changed setting", lambda tmp, rd: [f"resume={copy_run(rd, tmp)}", "lr=0.1"],
      "lr=0.1 differs from the run's lr=0.05"),
-    ("fewer epochs than done", lambda tmp, rd: [f"resume={_copy(rd, tmp)}", "epochs=1"],
+    ("fewer epochs than done", lambda tmp, rd: [f"resume={copy_run(rd, tmp)}", "epochs=1"],
      "epochs=1 is not allowed with resume="),
-    ("checkpoint deleted", lambda tmp, rd: [f"resume={(_copy(rd, tmp) / CHECKPOINT).unlink() or tmp / 'run'}"],
+    ("checkpoint deleted", lambda tmp, rd: [f"resume={(copy_run(rd, tmp) / CHECKPOINT).unlink() or tmp / 'run'}"],
      "no checkpoint.pt in this directory"),
-    ("a checkpoint with a negative step", lambda tmp, rd: [f"resume={_steps(_copy(rd, tmp), -5)}", "epochs=4"],
+    ("a checkpoint with a negative step", lambda tmp, rd: [f"resume={_steps(copy_run(rd, tmp), -5)}", "epochs=4"],
      "checkpoint.pt: refused: step=-5 is not a count"),  # resumed at step -5 before
 ]
 
@@ -117,7 +105,7 @@ def _steps(run, step):
 def test_resume_refuses_bad_input_and_leaves_the_run_alone(trained, tmp_path, make, expected):
     args = make(tmp_path, trained)
     files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".hydra" not in p.parts}
-    assert_one_line(run_cli("train", *args, "progress=false", cwd=tmp_path), expected)
+    assert_one_line(run_in_process("train", *args, "progress=false", cwd=tmp_path), expected)
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".hydra" not in p.parts}
     assert after == files  # the run's summary, metrics, log and checkpoint as they were
     if (tmp_path / "run").exists():
@@ -126,9 +114,9 @@ def test_resume_refuses_bad_input_and_leaves_the_run_alone(trained, tmp_path, ma
 
 
 def test_resuming_a_finished_run_does_nothing(trained, tmp_path):
-    run = _copy(trained, tmp_path)
+    run = copy_run(trained, tmp_path)
     summary = (run / "summary.json").read_bytes()
-    proc = run_cli("train", f"resume={run}", cwd=tmp_path)
+    proc = run_in_process("train", f"resume={run}", cwd=tmp_path)
     assert proc.returncode == 0 and "the run has done its 66 steps (3 epochs); nothing to do" in proc.stdout
     assert (run / "summary.json").read_bytes() == summary
 
@@ -137,7 +125,7 @@ def test_corrupt_data_files_are_refused_in_one_line(workdir):
     raw = write_mnist(workdir / "data", n_train=100, n_test=10)
     images = raw / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:5000])
-    proc = run_cli("train", "model=cnn", "data=mnist", "epochs=1", cwd=workdir)
+    proc = run_in_process("train", "model=cnn", "data=mnist", "epochs=1", cwd=workdir)
     assert_one_line(proc, "data=mnist: could not read the files in data/MNIST/raw")
     assert not (workdir / "outputs").exists()
 
@@ -154,6 +142,6 @@ def test_data_files_that_contradict_themselves_are_refused_before_training(workd
 
     raw = write_mnist(workdir / "data", n_train=100, n_test=10)
     _idx(raw / "train-labels-idx1-ubyte", np.array(labels))
-    assert_one_line(run_cli("train", "data=mnist", "epochs=1", "batch_size=16", cwd=workdir),
+    assert_one_line(run_in_process("train", "data=mnist", "epochs=1", "batch_size=16", cwd=workdir),
                     f"data=mnist: data/MNIST/raw/train-images-idx3-ubyte and {why}")
     assert not (workdir / "outputs").exists()

@@ -1,5 +1,6 @@
-"""End to end through the real ``normbench`` command in a subprocess, in a fresh
-working directory each time (so the configs are found from anywhere)."""
+"""End to end through the ``normbench`` command's entry function (``normbench.cli.main``,
+in this process: ``run_in_process``), in a fresh working directory each time (so the
+configs are found from anywhere); ``python -m normbench`` in a real process."""
 
 import json
 import sys
@@ -12,25 +13,23 @@ from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, S
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import FAST, run_cli, run_dirs
+from conftest import FAST, HERE, run_dirs, run_in_process
 from datasets_on_disk import write_mnist
 from normbench.data import load_data
 from normbench.models import build_model
 from normbench.batchnorm import evaluate
 
-pytestmark = pytest.mark.slow  # end to end: the real command in a subprocess
-
-
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     """``normbench train`` with nothing changed: the README's first command."""
     cwd = tmp_path_factory.mktemp("default")
-    proc = run_cli("train", cwd=cwd)
+    proc = run_in_process("train", cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = run_dirs(cwd)
     return proc, run_dir
 
 
+@pytest.mark.slow  # trains
 def test_default_run_learns_and_says_where_its_directory_is(default_run):
     proc, run_dir = default_run
     s = json.loads((run_dir / "summary.json").read_text())
@@ -49,6 +48,7 @@ def test_default_run_learns_and_says_where_its_directory_is(default_run):
     assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "train.log").exists()
 
 
+@pytest.mark.slow  # trains
 def test_metrics_csv_holds_every_logged_value_and_agrees_with_the_summary(default_run):
     _, run_dir = default_run
     s = json.loads((run_dir / "summary.json").read_text())
@@ -74,6 +74,7 @@ def read_events(run_dir):
     return acc
 
 
+@pytest.mark.slow  # trains
 def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
     _, run_dir = default_run
     acc = read_events(run_dir)
@@ -85,6 +86,7 @@ def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
         assert [e.value for e in events] == pytest.approx(list(rows.value), rel=1e-6)  # float32 in the event file
 
 
+@pytest.mark.slow  # trains
 def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
     _, run_dir = default_run
     m = pd.read_csv(run_dir / "metrics.csv")
@@ -117,6 +119,7 @@ def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
             assert e.histogram_value.min == pytest.approx(bins.left[bins["count"] > 0].iloc[0], rel=1e-6)
 
 
+@pytest.mark.slow  # trains
 def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default_run):
     _, run_dir = default_run
     acc = read_events(run_dir)
@@ -144,8 +147,9 @@ def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default
     assert not any("saturated" in t or "landscape" in t for t in charts)  # a ReLU MLP, no landscape probe
 
 
+@pytest.mark.slow  # trains
 def test_summary_has_the_train_eval_gap_precise_bn_gain_and_variance_shift(workdir):
-    proc = run_cli("train", "epochs=5", "progress=false", "dropout=0.5", "norm.precise_bn=true", cwd=workdir)
+    proc = run_in_process("train", "epochs=5", "progress=false", "dropout=0.5", "norm.precise_bn=true", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = run_dirs(workdir)
     s = json.loads((run_dir / "summary.json").read_text())
@@ -157,6 +161,7 @@ def test_summary_has_the_train_eval_gap_precise_bn_gain_and_variance_shift(workd
     assert m[m.tag == "val/acc_running_stats"].value.iloc[-1] == s["final_val_acc_running_stats"]
 
 
+@pytest.mark.slow  # trains
 def test_checkpoint_loads_safely_and_reproduces_the_final_accuracy(default_run):
     _, run_dir = default_run
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
@@ -171,10 +176,11 @@ def test_checkpoint_loads_safely_and_reproduces_the_final_accuracy(default_run):
     assert not list(run_dir.glob(".*.tmp"))  # no temporary files left by the atomic writes
 
 
+@pytest.mark.slow  # trains
 def test_two_identical_runs_give_identical_metrics(workdir):
     args = ["train", *FAST, "dropout=0.3", "seed=7"]
-    assert run_cli(*args, cwd=workdir).returncode == 0
-    assert run_cli(*args, cwd=workdir).returncode == 0
+    assert run_in_process(*args, cwd=workdir).returncode == 0
+    assert run_in_process(*args, cwd=workdir).returncode == 0
     a, b = (pd.read_csv(d / "metrics.csv") for d in run_dirs(workdir))
     keep = ["step", "epoch", "tag", "value"]
     a, b = (x[~x.tag.str.startswith("perf/")][keep].reset_index(drop=True) for x in (a, b))
@@ -209,7 +215,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("overrides,named", BAD_INPUT, ids=[" ".join(b[0]) for b in BAD_INPUT])
 def test_bad_input_gets_one_line_exit_2_and_leaves_nothing(workdir, overrides, named):
-    proc = run_cli("train", *overrides, cwd=workdir)
+    proc = run_in_process("train", *overrides, cwd=workdir)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("normbench: error: ") and named in lines[0], proc.stderr
@@ -217,8 +223,9 @@ def test_bad_input_gets_one_line_exit_2_and_leaves_nothing(workdir, overrides, n
     assert not (workdir / "outputs").exists()
 
 
+@pytest.mark.slow  # trains
 def test_a_diverging_run_is_recorded_as_diverged_and_exits_0(workdir):
-    proc = run_cli("train", *FAST, "norm=none", "lr=1e4", "log_every=1", cwd=workdir)
+    proc = run_in_process("train", *FAST, "norm=none", "lr=1e4", "log_every=1", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = run_dirs(workdir)
     s = json.loads((run_dir / "summary.json").read_text())
@@ -227,13 +234,13 @@ def test_a_diverging_run_is_recorded_as_diverged_and_exits_0(workdir):
 
 
 def test_help_lists_the_groups_and_cfg_prints_the_config(workdir):
-    proc = run_cli("train", "--help", cwd=workdir)
+    proc = run_in_process("train", "--help", cwd=workdir)
     assert proc.returncode == 0
     for line in ("model: cnn, mlp, resnet, vgg, vit", "norm: bn, bn_ghost, brn, gn, gn_ws, in, ln, none, rms, wn",
                  "data: blobs, cifar10, digits, fashion_mnist, mnist", "optim: adam, adamw, sgd",
                  "schedule: constant, cosine, step"):
         assert line in proc.stdout
-    proc = run_cli("train", "--cfg", "job", "model=cnn", "norm=gn", cwd=workdir)
+    proc = run_in_process("train", "--cfg", "job", "model=cnn", "norm=gn", cwd=workdir)
     assert proc.returncode == 0
     cfg = OmegaConf.create(proc.stdout)
     assert cfg.model.name == "cnn" and cfg.model.channels == [32, 64] and cfg.norm.groups == 8
@@ -241,19 +248,28 @@ def test_help_lists_the_groups_and_cfg_prints_the_config(workdir):
 
 
 def test_top_level_usage_and_unknown_commands(workdir):
-    proc = run_cli(cwd=workdir)
+    proc = run_in_process(cwd=workdir)
     assert proc.returncode == 2 and "usage: normbench <command>" in proc.stderr and "train" in proc.stderr
-    proc = run_cli("trian", cwd=workdir)
+    proc = run_in_process("trian", cwd=workdir)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "normbench: error: unknown command 'trian'; allowed: train, evaluate, report"
+    proc = run_in_process("--version", cwd=workdir)
+    assert proc.returncode == 0 and proc.stdout.startswith("normbench ")
+
+
+@pytest.mark.slow  # a real interpreter start
+def test_python_m_normbench_is_the_command(workdir):
     import subprocess
 
     proc = subprocess.run([sys.executable, "-m", "normbench", "--version"], capture_output=True, text=True, cwd=workdir)
     assert proc.returncode == 0 and proc.stdout.startswith("normbench ")
 
 
+@pytest.mark.slow  # trains
 def test_multirun_sweeps_a_grid_into_one_directory_per_job(workdir):
-    proc = run_cli("train", "-m", "norm=bn,none", "epochs=1", "progress=false", cwd=workdir)
+    # one job at a time, in this process (joblib runs n_jobs=1 without workers); the parallel
+    # sweep, its worker processes and its terminal lines: test_sweep.py
+    proc = run_in_process("train", "-m", "norm=bn,none", "epochs=1", "progress=false", *HERE, cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     dirs = run_dirs(workdir)
     assert len(dirs) == 2 and all("multirun" in d.parts for d in dirs)
@@ -261,9 +277,10 @@ def test_multirun_sweeps_a_grid_into_one_directory_per_job(workdir):
     assert norms == ["bn", "none"]
 
 
+@pytest.mark.slow  # trains
 def test_cnn_trains_on_mnist_files_through_the_command(workdir):
     write_mnist(workdir / "data", n_train=200, n_test=20)
-    proc = run_cli("train", "model=cnn", "data=mnist", "norm=gn", "norm.groups=4", "model.channels=[8,16]",
+    proc = run_in_process("train", "model=cnn", "data=mnist", "norm=gn", "norm.groups=4", "model.channels=[8,16]",
                    "batch_size=32", "epochs=2", "progress=false", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = run_dirs(workdir)

@@ -1,5 +1,8 @@
 """Faults: real signals to a real ``normbench train``, resume, SIGKILL, divergence, safe
-checkpoints and ``normbench evaluate``; a full disk, and a closed or broken terminal."""
+checkpoints and ``normbench evaluate``; a full disk, and a closed or broken terminal.
+What only a real process shows (a signal, kill -9, a terminal) runs the installed command
+in a subprocess; the rest (the uninterrupted references, resuming, refusals) goes through
+the command's entry function in this process (``run_in_process``)."""
 
 import errno
 import json
@@ -13,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import normbench_command, run_cli, run_dirs
+from conftest import copy_run, normbench_command, run_dirs, run_in_process
 from normbench.checkpoint import save_checkpoint
 from normbench.rundir import CHECKPOINT
 from test_trainer import collect, trainer_for
@@ -59,7 +62,7 @@ def results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("uninterrupted")
-    assert run_cli(*ARGS, cwd=cwd).returncode == 0
+    assert run_in_process(*ARGS, cwd=cwd).returncode == 0
     (run_dir,) = run_dirs(cwd)
     return results(run_dir)
 
@@ -80,7 +83,7 @@ def test_a_signal_ends_the_run_cleanly_and_resume_gives_the_uninterrupted_number
     assert ckpt["step"] == s["steps"]  # saved where it stopped, mid-epoch
     assert pd.read_csv(run_dir / "metrics.csv").step.max() <= s["steps"]
 
-    proc = run_cli("train", f"resume={run_dir}", "progress=false", cwd=workdir)
+    proc = run_in_process("train", f"resume={run_dir}", "progress=false", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert run_dirs(workdir) == [run_dir]  # in the run's own directory
     metrics, histograms, numbers = results(run_dir)
@@ -100,13 +103,13 @@ RESNET = ["train", "model=resnet", "model.depth=8", "data=synthetic", "data.shap
 def test_a_resnet_with_augmentation_and_a_schedule_stopped_and_resumed_equals_an_uninterrupted_one(tmp_path):
     whole, part = tmp_path / "whole", tmp_path / "part"
     whole.mkdir(), part.mkdir()
-    assert run_cli(*RESNET, cwd=whole).returncode == 0
+    assert run_in_process(*RESNET, cwd=whole).returncode == 0
     proc = start(part, *RESNET)
     run_dir = wait_for_step(part, 40, proc)  # past the warm-up (15 steps), before the milestone (75)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode == 130 and json.loads((run_dir / "summary.json").read_text())["steps"] < 300
-    assert run_cli("train", f"resume={run_dir}", "progress=false", cwd=part).returncode == 0
+    assert run_in_process("train", f"resume={run_dir}", "progress=false", cwd=part).returncode == 0
     (expected,) = run_dirs(whole)
     got, want = results(run_dir), results(expected)
     pd.testing.assert_frame_equal(got[0], want[0], check_exact=True)
@@ -131,7 +134,7 @@ def test_sigkill_leaves_a_whole_checkpoint_and_a_resumable_run(workdir, uninterr
     proc.wait()
     ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)  # never torn: written atomically
     assert ckpt["step"] % 22 == 0 and ckpt["step"] >= 22
-    proc = run_cli("train", f"resume={run_dir}", "progress=false", cwd=workdir)
+    proc = run_in_process("train", f"resume={run_dir}", "progress=false", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert not list(run_dir.glob(".*.tmp"))  # a write the kill cut short is cleaned up
     metrics, histograms, numbers = results(run_dir)
@@ -167,33 +170,29 @@ def test_divergence_is_reported_at_the_step_it_happened_with_the_last_finite_met
     assert "train/loss" not in outcome10.final  # no finite window was recorded: nothing to keep
 
 
-@pytest.mark.slow
-def test_evaluate_prints_what_training_recorded(workdir):
-    assert run_cli("train", "epochs=3", "progress=false", "dropout=0.2", cwd=workdir).returncode == 0
-    (run_dir,) = run_dirs(workdir)
+def test_evaluate_prints_what_training_recorded(finished_run, workdir):
+    run_dir = finished_run  # epochs=3, dropout=0.2
     s = json.loads((run_dir / "summary.json").read_text())
-    proc = run_cli("evaluate", str(run_dir), "--json", cwd=workdir)
+    proc = run_in_process("evaluate", str(run_dir), "--json", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert (r["loss"], r["acc"]) == (pytest.approx(s["final_val_loss"], rel=1e-6), s["final_val_acc"])
     assert r["samples"] == 360 and r["step"] == 66 and r["epoch"] == 3
-    proc = run_cli("evaluate", str(run_dir / CHECKPOINT), cwd=workdir.parent)
+    proc = run_in_process("evaluate", str(run_dir / CHECKPOINT), cwd=workdir.parent)
     assert proc.returncode == 0 and proc.stdout.startswith(f"val: loss {s['final_val_loss']:.4f}  acc "
                                                            f"{s['final_val_acc']:.4f}  (360 samples, eval mode")
 
 
-@pytest.mark.slow
-def test_a_checkpoint_from_before_the_newer_keys_still_evaluates_and_resumes(workdir):
+def test_a_checkpoint_from_before_the_newer_keys_still_evaluates_and_resumes(finished_run, workdir):
     # checkpoints made before amp, channels_last, compile, threads, jobs_per_gpu, schedules, budgets in steps,
     # lr scaling, weight decay per group and augmentation existed lack them
-    assert run_cli("train", "epochs=2", "progress=false", cwd=workdir).returncode == 0
-    (run_dir,) = run_dirs(workdir)
+    run_dir = copy_run(finished_run, workdir)  # 3 epochs
     state = torch.load(run_dir / CHECKPOINT, weights_only=True)
     config = state["config"]
     for key in ("amp", "channels_last", "compile", "threads", "jobs_per_gpu", "steps", "lr_scaling",
                 "base_batch_size", "schedule"):
         del config[key]
-    config["epochs"] = 2
+    config["epochs"] = 3
     for group, keys in (("optim", ("norm_weight_decay", "bias_weight_decay")),
                         ("data", ("augment", "augment_pad", "augment_flip"))):
         for key in keys:
@@ -201,15 +200,14 @@ def test_a_checkpoint_from_before_the_newer_keys_still_evaluates_and_resumes(wor
     del state["schedule"], state["augment"]
     torch.save(state, run_dir / CHECKPOINT)
     s = json.loads((run_dir / "summary.json").read_text())
-    proc = run_cli("evaluate", str(run_dir), "--json", cwd=workdir)
+    proc = run_in_process("evaluate", str(run_dir), "--json", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["acc"] == s["final_val_acc"]
-    proc = run_cli("train", f"resume={run_dir}", "epochs=3", "progress=false", cwd=workdir)
+    proc = run_in_process("train", f"resume={run_dir}", "epochs=4", "progress=false", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((run_dir / "summary.json").read_text())["epochs_completed"] == 3
+    assert json.loads((run_dir / "summary.json").read_text())["epochs_completed"] == 4
 
 
-@pytest.mark.slow
 def test_a_checkpoint_that_would_run_code_is_refused(workdir):
     marker = workdir / "payload-ran"
 
@@ -218,7 +216,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(workdir):
             return (os.system, (f"touch {marker}",))
 
     torch.save({"model": Payload(), "config": {}}, workdir / "evil.pt")
-    proc = run_cli("evaluate", "evil.pt", cwd=workdir)
+    proc = run_in_process("evaluate", "evil.pt", cwd=workdir)
     assert proc.returncode == 2 and not marker.exists()
     assert proc.stderr.startswith("normbench: error: evil.pt: refused: it holds pickled Python objects")
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -240,15 +238,15 @@ def _files(run_dir: Path) -> dict:
     return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
 
-def test_an_extension_that_fails_keeps_the_finished_run_whole(in_process, tmp_path, monkeypatch, capsys):
-    assert in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R") == 0
+def test_an_extension_that_fails_keeps_the_finished_run_whole(in_process, tmp_path, monkeypatch):
+    assert in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R").returncode == 0
     run = tmp_path / "R"
     before = _files(run)
-    capsys.readouterr()
     with monkeypatch.context() as m:
         _full_disk_at_checkpoint(m)  # the disk fills up during the extension
-        assert in_process("train", "resume=R", "epochs=2", "progress=false") == 1
-    err = capsys.readouterr().err.strip().splitlines()
+        proc = in_process("train", "resume=R", "epochs=2", "progress=false")
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("normbench: error: run failed: no space left on ")
     assert f"writing {run / 'checkpoint.pt'}" in err[0] and "completed result is kept" in err[0]
     after = _files(run)
@@ -259,12 +257,12 @@ def test_an_extension_that_fails_keeps_the_finished_run_whole(in_process, tmp_pa
     attempt = json.loads((run / "extension.json").read_text())
     assert attempt["status"] == "failed" and attempt["error"].startswith("no space left on ")
     assert "Traceback" in (run / "train.log").read_text()
-    assert in_process("train", "resume=R", "epochs=2", "progress=false") == 0  # space again: it extends
+    assert in_process("train", "resume=R", "epochs=2", "progress=false").returncode == 0  # space again: it extends
     s = json.loads((run / "summary.json").read_text())
     assert s["status"] == "completed" and s["epochs_completed"] == 2 and not (run / "extension.json").exists()
 
 
-def test_a_full_disk_is_named_in_one_line(in_process, tmp_path, monkeypatch, capsys):
+def test_a_full_disk_is_named_in_one_line(in_process, tmp_path, monkeypatch):
     real = os.statvfs
 
     class Full:
@@ -273,14 +271,16 @@ def test_a_full_disk_is_named_in_one_line(in_process, tmp_path, monkeypatch, cap
 
     with monkeypatch.context() as m:  # full at the start: refused before anything is written
         m.setattr(os, "statvfs", lambda p: Full(real(p)))
-        assert in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R") == 2
-    err = capsys.readouterr().err.strip().splitlines()
+        proc = in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R")
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("normbench: error: hydra.run.dir=R: no space left on ")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     with monkeypatch.context() as m:  # full during the run: recorded, and named
         _full_disk_at_checkpoint(m)
-        assert in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R") == 1
-    err = capsys.readouterr().err.strip().splitlines()
+        proc = in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R")
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "no space left on" in err[0] and "Traceback" not in err[0]
     s = json.loads((tmp_path / "R" / "summary.json").read_text())
     assert s["status"] == "failed" and s["error"].endswith(f"writing {tmp_path / 'R' / 'checkpoint.pt'}")
@@ -327,10 +327,9 @@ def test_a_report_survives_a_closed_or_narrow_terminal(workdir):
     assert "\\xb1" in proc.stdout  # ± written as an escape on a terminal that cannot encode it
 
 
-@pytest.mark.slow
 def test_a_runs_unexpected_error_is_one_line_and_its_traceback_stays_in_train_log(workdir):
     (workdir / "R" / "histograms.csv").mkdir(parents=True)  # a run that cannot write its histograms fails
-    proc = run_cli("train", "epochs=1", "progress=false", "hydra.run.dir=R", cwd=workdir)
+    proc = run_in_process("train", "epochs=1", "progress=false", "hydra.run.dir=R", cwd=workdir)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("normbench: error: run failed: IsADirectoryError") and "details in R/train.log" in line

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import make_cfg, run_cli, run_dirs
+from conftest import make_cfg, run_dirs, run_in_process
 from normbench.data import load_data
 from normbench.models import build_model
 from normbench.trainer import Trainer
@@ -89,7 +89,6 @@ def test_synthetic_images_are_cifar_shaped_by_default_fixed_and_learnable():
     assert out.status == "completed" and out.final["val/acc"] > 0.5  # chance is 0.1
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("args,expected", [
     (["amp=fp16"], "normbench: error: amp=fp16 is not allowed; allowed: none, bf16 (fp16 would need loss scaling"),
     (["channels_last=true"], "normbench: error: channels_last=true is not allowed with model=mlp: it is a "
@@ -102,7 +101,7 @@ def test_synthetic_images_are_cifar_shaped_by_default_fixed_and_learnable():
                                                            "data=synthetic has shape (20,)"),
 ])
 def test_bad_performance_options_are_refused_in_one_line(workdir, args, expected):
-    proc = run_cli("train", "progress=false", *args, cwd=workdir)
+    proc = run_in_process("train", "progress=false", *args, cwd=workdir)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(expected), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

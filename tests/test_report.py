@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import fifo, run_cli
+from conftest import HERE, fifo, run_in_process
 from normbench.cli import main
 from report_fixtures import write_histograms, write_run, write_sweep
 
@@ -467,7 +467,6 @@ def _table_and_rows(proc, sweep: Path, key: str = "norm") -> tuple[pd.DataFrame,
     return table, rows
 
 
-@pytest.mark.slow
 def test_seeds_that_tie_get_no_interval_no_p_value_and_no_yes(tmp_path):
     """Validation accuracy is a count: five seeds at 350/360 against five at 349/360."""
     sweep = write_sweep(tmp_path / "s")
@@ -476,7 +475,7 @@ def test_seeds_that_tie_get_no_interval_no_p_value_and_no_yes(tmp_path):
         write_run(sweep / f"none{seed}", norm="none", seed=seed, final_val_acc=349 / 360)
         write_run(sweep / f"ln{seed}", norm="ln", seed=seed, final_val_acc=0.95 + 0.005 * seed)
     write_run(sweep / "gn0", norm="gn", seed=0, final_val_acc=0.96)
-    proc = run_cli("report", str(sweep), "--no-pictures", cwd=tmp_path)
+    proc = run_in_process("report", str(sweep), "--no-pictures", cwd=tmp_path)
     table, rows = _table_and_rows(proc, sweep)
     for column in ("Δ CI low", "Δ CI high", "p", "p (Holm)", "Δ CI excludes 0", "Δ excludes 0 after Holm",
                    "final val acc CI low"):
@@ -490,12 +489,11 @@ def test_seeds_that_tie_get_no_interval_no_p_value_and_no_yes(tmp_path):
     assert "p Holm-adjusted over 1 comparison (of 3: those with a p-value)" in proc.stdout
     assert table.loc["ln", "p (Holm)"] == pytest.approx(table.loc["ln", "p"])
     # against a baseline of one run, seeds that agree are not the reason: the baseline has too few
-    proc = run_cli("report", str(sweep), "--no-pictures", "--baseline", "norm=gn", cwd=tmp_path)
+    proc = run_in_process("report", str(sweep), "--no-pictures", "--baseline", "norm=gn", cwd=tmp_path)
     table, rows = _table_and_rows(proc, sweep)
     assert table.loc["bn", "no interval because"] == "too few runs" and "(too few runs)" in rows["bn"]
 
 
-@pytest.mark.slow
 def test_diverged_runs_and_unequal_seed_counts_are_part_of_the_answer(tmp_path):
     """ln completed 2 of 5 runs (3 diverged), bn ran 2 seeds, gn lost a value and a run;
     the baseline completed all 5."""
@@ -513,7 +511,7 @@ def test_diverged_runs_and_unequal_seed_counts_are_part_of_the_answer(tmp_path):
     for seed, acc in enumerate([0.90, 0.91, None, 0.92]):  # a completed run without the number
         write_run(sweep / f"gn{seed}", norm="gn", seed=seed, final_val_acc=acc)
     write_run(sweep / "gn4", norm="gn", seed=4, status="failed", final_val_acc=None)
-    proc = run_cli("report", str(sweep), "--no-pictures", cwd=tmp_path)
+    proc = run_in_process("report", str(sweep), "--no-pictures", cwd=tmp_path)
     table, rows = _table_and_rows(proc, sweep)
     # the seeds column: values that entered the mean out of the group's runs, and their seeds
     assert [table.loc[g, ["values", "runs", "seeds"]].tolist() for g in ("ln", "bn", "gn", "none")] == [
@@ -540,16 +538,16 @@ def test_diverged_runs_and_unequal_seed_counts_are_part_of_the_answer(tmp_path):
     assert "Banerjee's (conservative) where they do not" in proc.stdout
 
 
-# a real sweep through the real command
+# a real sweep through the command (its jobs one after another in this process)
 
 
 @pytest.fixture(scope="module")
 def real_sweep(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("real")
-    proc = run_cli("train", "-m", "norm=bn,none", "seed=0,1", "epochs=1", "progress=false", "checkpoint=false",
-                   cwd=cwd)
+    proc = run_in_process("train", "-m", "norm=bn,none", "seed=0,1", "epochs=1", "progress=false", "checkpoint=false",
+                          *HERE, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("report", cwd=cwd)
+    proc = run_in_process("report", cwd=cwd)
     (sweep,) = [p.parent for p in (cwd / "outputs").rglob("multirun.yaml")]
     return cwd, sweep, proc
 
@@ -729,8 +727,8 @@ def test_the_curves_are_the_mean_over_completed_seeds_at_each_step(mixed_sweep, 
 def test_batch_sizes_at_scaled_learning_rates_are_compared_by_samples_seen(tmp_path):
     """A batch-size sweep with linear lr scaling: each run records its effective lr and the
     data it saw, and the report draws the curves over samples seen unless asked otherwise."""
-    proc = run_cli("train", "-m", "batch_size=8,32", "steps=40", "lr_scaling=linear", "seed=0,1", "progress=false",
-                   "checkpoint=false", "probe_every=0", cwd=tmp_path)
+    proc = run_in_process("train", "-m", "batch_size=8,32", "steps=40", "lr_scaling=linear", "seed=0,1",
+                          "progress=false", "checkpoint=false", "probe_every=0", *HERE, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (sweep,) = [p.parent for p in (tmp_path / "outputs").rglob("multirun.yaml")]
     runs = summaries(sweep)
@@ -741,7 +739,7 @@ def test_batch_sizes_at_scaled_learning_rates_are_compared_by_samples_seen(tmp_p
         lr = pd.read_csv(d / "metrics.csv").query("tag == 'lr'")["value"]
         assert np.allclose(lr, 0.05 * batch / 64)
     for args, axis in (([], "samples seen"), (["--x", "epochs"], "logged epoch"), (["--x", "steps"], "logged step")):
-        proc = run_cli("report", str(sweep), *args, cwd=tmp_path)
+        proc = run_in_process("report", str(sweep), *args, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         page = (sweep / "report" / "report.html").read_text()
         assert f"at each {axis}" in page or f"at each logged number of {axis}" in page, axis

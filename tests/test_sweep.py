@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import normbench_command, run_cli
+from conftest import HERE, normbench_command, run_cli, run_in_process
 from normbench.sweep.grid import jobs as grid_jobs
 from normbench.sweep.grid import parse
 from normbench.sweep.job import start_job
@@ -231,14 +231,13 @@ def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterr
     assert any("resumed from" in (d / "train.log").read_text() for d in sweep.iterdir() if d.is_dir())
 
 
-@pytest.mark.slow
 def test_resume_refuses_what_is_not_a_sweep(workdir):
-    proc = run_cli("train", "-m", "norm=bn,none", "resume=true", cwd=workdir)
+    proc = run_in_process("train", "-m", "norm=bn,none", "resume=true", HERE[0], cwd=workdir)
     assert proc.returncode == 2
     assert proc.stderr.startswith("normbench: error: resume=true: no sweep under outputs/multirun was started with "
                                   "the overrides norm=bn,none;")
     (workdir / "empty").mkdir()
-    proc = run_cli("train", "-m", "norm=bn,none", "resume=empty", cwd=workdir)
+    proc = run_in_process("train", "-m", "norm=bn,none", "resume=empty", HERE[0], cwd=workdir)
     assert proc.returncode == 2 and "not a sweep directory: no multirun.yaml in it" in proc.stderr
 
 
@@ -370,10 +369,11 @@ def _take(sweep_dir):
 
 @pytest.fixture(scope="module")
 def norm_by_placement(tmp_path_factory):
-    """A norm x placement sweep: norm=none is the same network at pre and post."""
+    """A norm x placement sweep: norm=none is the same network at pre and post (its jobs one
+    after another in this process)."""
     cwd = tmp_path_factory.mktemp("duplicates")
-    proc = run_cli("train", "-m", "norm=bn,none", "placement=pre,post", "seed=0,1", "epochs=1", "progress=false",
-                   "hydra.sweep.dir=s", cwd=cwd)
+    proc = run_in_process("train", "-m", "norm=bn,none", "placement=pre,post", "seed=0,1", "epochs=1",
+                          "progress=false", "hydra.sweep.dir=s", *HERE, cwd=cwd)
     return cwd, proc
 
 
@@ -388,14 +388,14 @@ def test_a_setting_that_cannot_change_the_network_is_trained_once_and_counted_on
     assert sorted(p.name for p in (cwd / "s").iterdir() if p.is_dir()) == [
         "norm=bn,placement=post,seed=0", "norm=bn,placement=post,seed=1", "norm=bn,placement=pre,seed=0",
         "norm=bn,placement=pre,seed=1", "norm=none,placement=pre,seed=0", "norm=none,placement=pre,seed=1"]
-    report = run_cli("report", "s", "--baseline", "norm=none", "--no-pictures", cwd=cwd)
+    report = run_in_process("report", "s", "--baseline", "norm=none", "--no-pictures", cwd=cwd)
     assert report.returncode == 0, report.stderr
     import pandas as pd
 
     table = pd.read_csv(cwd / "s" / "report" / "summary.csv", keep_default_na=False).set_index("group")
     assert sorted(table.index) == ["norm=bn placement=post", "norm=bn placement=pre", "norm=none"]
     assert table.loc["norm=none", "completed"] == 2 and table.loc["norm=none", "placement"] == "n/a"
-    by_norm = run_cli("report", "s", "--by", "norm", "--out", "by_norm", "--no-pictures", cwd=cwd)
+    by_norm = run_in_process("report", "s", "--by", "norm", "--out", "by_norm", "--no-pictures", cwd=cwd)
     assert by_norm.returncode == 0, by_norm.stderr
     assert pd.read_csv(cwd / "by_norm" / "summary.csv").set_index("group").loc["norm=none", "runs"] == 2
 

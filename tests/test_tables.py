@@ -2,17 +2,18 @@
 it has a form for (its loss falling, its run directory and report complete), each model,
 optimizer, schedule and data set (the torchvision ones from tiny files in their real
 formats). Adding a row without its YAML file, or a YAML file whose keys its schema lacks,
-fails here; the norms and models come from the tables, so a new row is tested here."""
+fails here; the norms and models come from the tables, so a new row is tested here. One
+sweep per table (and per model), each through the command's entry function in this process
+with its jobs one after another here (no interpreter or worker process to start)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import HERE, run_in_process
 from datasets_on_disk import write_cifar10, write_mnist
 from normbench.data import DATASETS
 from normbench.models import MODELS
@@ -21,7 +22,8 @@ from normbench.optim import OPTIMIZERS
 from normbench.schedules import SCHEDULES
 
 pytestmark = pytest.mark.slow
-QUICK = ["epochs=1", "progress=false", "checkpoint=false"]
+# probes every 10 steps: 3 to 5 a run (every site still probed) instead of the default 10
+QUICK = ["epochs=1", "progress=false", "checkpoint=false", "probe_every=10"]
 # each model small, on small generated images (the MLP and the CNN on the digits), a few steps
 SMALL = {
     "mlp": ["model=mlp"],
@@ -31,7 +33,7 @@ SMALL = {
     "vit": ["model=vit", "model.depth=2", "model.dim=32", "model.patch=2"],
 }
 IMAGES = ["data=synthetic", "data.shape=[3,8,8]", "data.n_samples=480", "data.noise=2.0", "epochs=null", "steps=40",
-          "batch_size=16", "probe_every=10"]
+          "batch_size=16"]
 PAIRS = [(n, m) for m, row in MODELS.items() for n, norm in NORMS.items() if norm.build(row.kind) is not None]
 
 
@@ -56,8 +58,8 @@ def rows(tmp_path_factory) -> dict[tuple[str, str], dict]:
     found = {}
     for name, args in sweeps.items():
         out = cwd / "outputs" / name.replace("/", "_")
-        proc = run_cli("train", "-m", *QUICK, *args, f"hydra.sweep.dir={out}", cwd=cwd, timeout=900)
-        report = run_cli("report", str(out), cwd=cwd, timeout=300) if name.startswith("norm/") else None
+        proc = run_in_process("train", "-m", *QUICK, *args, f"hydra.sweep.dir={out}", *HERE, cwd=cwd)
+        report = run_in_process("report", str(out), cwd=cwd) if name.startswith("norm/") else None
         found[name] = (proc, statuses(out), report, out)
     return found
 
@@ -98,7 +100,7 @@ def test_every_model_optimizer_and_schedule_trains(rows, table, key, names):
     assert all(s["status"] == "completed" for s in summaries.values())
 
 
-def test_every_data_set_trains(rows, tmp_path):
+def test_every_data_set_trains(rows, tmp_path, monkeypatch):
     proc, summaries, _, _ = rows["data"]
     assert proc.returncode == 0, proc.stderr
     done = {s["config"]["data"]["name"]: s["status"] for s in summaries.values()}
@@ -106,19 +108,16 @@ def test_every_data_set_trains(rows, tmp_path):
     proc, summaries, _, _ = rows["data/synthetic"]  # images and feature vectors
     assert proc.returncode == 0 and sorted(s["status"] for s in summaries.values()) == ["completed"] * 2
     # CIFAR-10's files are checked against the real data set's checksums by torchvision:
-    # the command runs in a process told the checksums of the tiny files made here
-    md5 = write_cifar10(tmp_path / "data")
-    code = ("import sys\nfrom torchvision import datasets\n"
-            f"md5 = {md5!r}\n"
-            "datasets.CIFAR10.train_list = [[f'data_batch_{i}', md5[f'data_batch_{i}']] for i in range(1, 6)]\n"
-            "datasets.CIFAR10.test_list = [['test_batch', md5['test_batch']]]\n"
-            "datasets.CIFAR10.meta = {'filename': 'batches.meta', 'key': 'label_names', 'md5': md5['batches.meta']}\n"
-            "from normbench.cli import main\n"
-            "sys.exit(main(['train', 'data=cifar10', 'data.root=data', 'model=cnn', 'batch_size=16', *sys.argv[1:]]))")
-    import subprocess
+    # the command runs told the checksums of the tiny files made here
+    from torchvision import datasets
 
-    proc = subprocess.run([sys.executable, "-c", code, *QUICK], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600)
+    md5 = write_cifar10(tmp_path / "data")
+    monkeypatch.setattr(datasets.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
+                                                   "md5": md5["batches.meta"]})
+    proc = run_in_process("train", "data=cifar10", "data.root=data", "model=cnn", "batch_size=16", *QUICK,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (summary,) = tmp_path.glob("outputs/runs/*/*/summary.json")
     assert json.loads(summary.read_text())["status"] == "completed"

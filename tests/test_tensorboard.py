@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import HERE, run_in_process
 
 FIRST = 5  # TensorBoard's HParams page ticks the first five hyperparameters and the first five metrics
 
@@ -65,8 +65,9 @@ def test_the_hparams_tab_opens_on_what_varies_and_custom_scalars_on_the_results(
     # base_batch_size is n/a with lr_scaling=none and 64 with linear: values of two kinds. 44 steps
     # an epoch, probes at steps 0, 60 and 88: the update ratios (from the second probe on) come after
     # the first epoch's layout, so TensorBoard must show the layout written last
-    proc = run_cli("train", "-m", "norm=bn,none", "placement=pre,post", "lr_scaling=none,linear", "batch_size=32",
-                   "epochs=2", "probe_every=60", "progress=false", "checkpoint=false", cwd=workdir)
+    proc = run_in_process("train", "-m", "norm=bn,none", "placement=pre,post", "lr_scaling=none,linear",
+                          "batch_size=32", "epochs=2", "probe_every=60", "progress=false", "checkpoint=false",
+                          *HERE, cwd=workdir)  # the jobs one after another in this process
     assert proc.returncode == 0, proc.stderr
     (sweep,) = [p.parent for p in (workdir / "outputs").rglob("multirun.yaml")]
     jobs = sorted(p.parent.name for p in sweep.glob("*/summary.json"))
