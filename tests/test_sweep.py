@@ -382,6 +382,9 @@ def test_a_setting_that_cannot_change_the_network_is_trained_once_and_counted_on
     cwd, proc = norm_by_placement
     assert proc.returncode == 0, proc.stderr
     assert "sweep: 6 completed, 2 duplicates (8 jobs," in proc.stdout
+    # hydra.launcher.n_jobs=1: joblib runs the jobs in this process, and the sweep says so (no workers to wait for)
+    assert proc.stdout.splitlines()[0] == ("8 jobs, 6 to run (2 repeating another: not trained); one after another "
+                                           "in this process")
     for seed in (0, 1):
         assert (f"duplicate: norm=none,placement=post,seed={seed} is the same run as norm=none,placement=pre,"
                 f"seed={seed}: not trained (placement=post has no effect with norm=none)") in proc.stdout

@@ -109,6 +109,8 @@ class Sweep:
         import joblib
 
         at_once = min(jobs, joblib.effective_n_jobs(launcher.get("n_jobs") or -1))
+        if at_once == 1:  # joblib runs a single job at a time in this process: no workers to start
+            return "one after another in this process"
         return f"{at_once} at a time; starting the worker processes (each imports torch first: a few seconds)"
 
     def _checked(self, jobs: list[grid.Job], sweep_dir: Path) -> dict:
