@@ -263,7 +263,7 @@ def print_times(times: dict[str, list[float]]) -> None:
         print(f"  {name:<48} {statistics.median(t):6.2f} s  ({min(t):.2f}-{max(t):.2f})")
 
 
-def startup(repeats: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+def startup(repeats: int, import_repeats: int = 3) -> tuple[dict[str, list[float]], dict[str, float]]:
     """``import torch``, a bare training script and ``normbench train epochs=1``, timed; and
     what normbench imports beyond the bare script, by package (``import_parts``)."""
     with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
@@ -276,7 +276,7 @@ def startup(repeats: int) -> tuple[dict[str, list[float]], dict[str, float]]:
             "bare loop script (digits MLP shapes, 1 epoch)": [sys.executable, script],
             "normbench train epochs=1 progress=false": train,
         }, repeats)
-        return times, import_parts([[sys.executable, script], train])
+        return times, import_parts([[sys.executable, script], train], import_repeats)
 
 
 def import_parts(commands: list[list[str]], repeats: int = 3) -> dict[str, float]:
@@ -372,6 +372,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="the default run's 20 (its default probes: 8 between the first and the last)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--startup-repeats", type=int, default=15, help="single rounds spread by ~0.8 s on 2 cores")
+    ap.add_argument("--import-repeats", type=int, default=3, help="runs of each under python -X importtime")
     ap.add_argument("--run-repeats", type=int, default=5, help="rounds of the whole-run measurement (0: skip it)")
     ap.add_argument("--run-epochs", type=int, default=40)
     ap.add_argument("--run-batch-size", type=int, default=8)
@@ -413,13 +414,14 @@ def main() -> None:
                   f"{m['augmented']:9.1f} {r['b/a']:6.3f} {r['c/a']:6.3f} {r['c/b']:6.3f} {r['d/b']:6.3f} {r['probe_ms']:8.1f} "
                   f"{m['bare'] * r['batch']:15.0f}  {r['augment']}")
     if not args.no_startup:
-        s, parts = startup(args.startup_repeats)
+        s, parts = startup(args.startup_repeats, args.import_repeats)
         print(f"\nstart-up: whole-process wall time, median of {args.startup_repeats} interleaved rounds (range); "
               f"differences: median over rounds of the difference within a round")
         print_times(s)
         print_ratios(s, [("normbench - import torch", 2, 0), ("normbench - bare loop script", 2, 1),
                          ("bare loop script - import torch", 1, 0)], kind="difference")
-        print(f"  what normbench imports beyond the bare script (python -X importtime, self times, median of 3): "
+        print(f"  what normbench imports beyond the bare script (python -X importtime, self times, median of "
+              f"{args.import_repeats}): "
               f"{sum(parts.values()):.2f} s")
         print("    " + ", ".join(f"{name} {t:.3f}" for name, t in list(parts.items())[:12]))
     if args.run_repeats:

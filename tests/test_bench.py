@@ -15,7 +15,8 @@ RATIO = r"\d+\.\d{3}"  # a ratio (on a loaded machine it can be far from 1)
 
 def test_bench_prints_throughput_for_both_models_the_start_up_times_and_a_whole_run():
     proc = subprocess.run([sys.executable, str(BENCH), "--epochs", "1", "--repeats", "1", "--startup-repeats", "1",
-                           "--run-repeats", "1", "--run-epochs", "1", "--device", "cpu", "norm=gn"],
+                           "--import-repeats", "1", "--run-repeats", "1", "--run-epochs", "1", "--device", "cpu",
+                           "norm=gn"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
