@@ -236,14 +236,19 @@ print(f"val acc {acc:.4f}")
 """
 
 
+def process_env() -> dict[str, str]:
+    """The environment of a timed process. PYTHONDONTWRITEBYTECODE (set on some CI machines)
+    would make every process compile normbench's modules again (~0.2 s): a user's Python
+    caches them, and so does this bench."""
+    return {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")}
+
+
 def time_commands(commands: dict[str, list[str]], repeats: int,
                   after: Callable[[str, Path], None] | None = None) -> dict[str, list[float]]:
     """Whole-process wall times (s) of each command, run interleaved ``repeats`` times, each
     run in a fresh temporary directory (``after(name, directory)`` may read what it wrote);
     one list per command."""
-    # PYTHONDONTWRITEBYTECODE (set on some CI machines) would make every process compile
-    # normbench's modules again (~0.2 s): a user's Python caches them, and so does this bench
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")}
+    env = process_env()
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
         for name, cmd in commands.items():
@@ -283,7 +288,7 @@ def import_parts(commands: list[list[str]], repeats: int = 3) -> dict[str, float
     """``python -X importtime``: the self time (s) of each top-level package's modules that the
     second command imports and the first does not, median of ``repeats`` runs of each."""
     def self_times(cmd: list[str]) -> dict[str, float]:
-        env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")}
+        env = process_env()
         with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
             err = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], cwd=tmp, env=env, capture_output=True,
                                  text=True).stderr
@@ -343,16 +348,17 @@ def print_sweep_bound(times: dict[str, list[float]], jobs: dict[str, list[dict]]
     """What the jobs themselves allow: a parallel job's time (torch threads shared out) and
     a sequential one's (every core's threads), and the ratio they set with no start-up at
     all: (parallel job time x jobs / jobs at once) / (sequential job time x jobs)."""
-    (par, seq), (par_t, seq_t) = jobs.values(), times.values()
     per = {name: statistics.median(j["wall_time_s"] for j in js) for name, js in jobs.items()}
     threads = {name: statistics.median(j["threads"] for j in js) for name, js in jobs.items()}
     at_once = max(1, os.cpu_count() // int(threads[next(iter(jobs))]))
     p, q = per.values()
+    parallel_times = next(iter(times.values()))
+    runs = len(next(iter(jobs.values()))) / len(parallel_times)  # jobs in one sweep
     for name in jobs:
         print(f"  {'one job, ' + name.split(' (')[0] + f' ({threads[name]:.0f} threads)':<48} {per[name]:6.2f} s "
               f"(median of {len(jobs[name])}, its run.train)")
     print(f"  {'jobs alone: parallel / sequential':<48} {p / at_once / q:6.3f}  (no start-up, {at_once} at once)")
-    spent = statistics.median(t - len(par) / len(par_t) * p / at_once for t in par_t)
+    spent = statistics.median(t - runs * p / at_once for t in parallel_times)
     print(f"  {'parallel sweep beyond its jobs (start-up, workers)':<48} {spent:6.2f} s")
 
 
