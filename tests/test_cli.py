@@ -19,7 +19,7 @@ from normbench.data import load_data
 from normbench.models import build_model
 from normbench.batchnorm import evaluate
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # see conftest: built once, in one worker
 def default_run(tmp_path_factory):
     """``normbench train`` with nothing changed: the README's first command."""
     cwd = tmp_path_factory.mktemp("default")
@@ -30,6 +30,7 @@ def default_run(tmp_path_factory):
 
 
 @pytest.mark.slow  # trains
+@pytest.mark.xdist_group("test_cli:default_run")
 def test_default_run_learns_and_says_where_its_directory_is(default_run):
     proc, run_dir = default_run
     s = json.loads((run_dir / "summary.json").read_text())
@@ -49,6 +50,7 @@ def test_default_run_learns_and_says_where_its_directory_is(default_run):
 
 
 @pytest.mark.slow  # trains
+@pytest.mark.xdist_group("test_cli:default_run")
 def test_metrics_csv_holds_every_logged_value_and_agrees_with_the_summary(default_run):
     _, run_dir = default_run
     s = json.loads((run_dir / "summary.json").read_text())
@@ -75,6 +77,7 @@ def read_events(run_dir):
 
 
 @pytest.mark.slow  # trains
+@pytest.mark.xdist_group("test_cli:default_run")
 def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
     _, run_dir = default_run
     acc = read_events(run_dir)
@@ -87,6 +90,7 @@ def test_tensorboard_events_hold_the_same_tags_steps_and_values(default_run):
 
 
 @pytest.mark.slow  # trains
+@pytest.mark.xdist_group("test_cli:default_run")
 def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
     _, run_dir = default_run
     m = pd.read_csv(run_dir / "metrics.csv")
@@ -120,6 +124,7 @@ def test_probes_are_in_metrics_csv_histograms_csv_and_tensorboard(default_run):
 
 
 @pytest.mark.slow  # trains
+@pytest.mark.xdist_group("test_cli:default_run")
 def test_tensorboard_has_the_hparams_entry_and_the_custom_scalars_layout(default_run):
     _, run_dir = default_run
     acc = read_events(run_dir)
@@ -162,6 +167,7 @@ def test_summary_has_the_train_eval_gap_precise_bn_gain_and_variance_shift(workd
 
 
 @pytest.mark.slow  # trains
+@pytest.mark.xdist_group("test_cli:default_run")
 def test_checkpoint_loads_safely_and_reproduces_the_final_accuracy(default_run):
     _, run_dir = default_run
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)

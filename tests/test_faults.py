@@ -59,7 +59,7 @@ def results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return m, pd.read_csv(run_dir / "histograms.csv"), numbers
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # see conftest: built once, in one worker
 def uninterrupted(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("uninterrupted")
     assert run_in_process(*ARGS, cwd=cwd).returncode == 0
@@ -69,6 +69,7 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.xdist_group("test_faults:uninterrupted")
 def test_a_signal_ends_the_run_cleanly_and_resume_gives_the_uninterrupted_numbers(workdir, uninterrupted, signum,
                                                                                  code):
     proc = start(workdir, *ARGS)
@@ -118,6 +119,7 @@ def test_a_resnet_with_augmentation_and_a_schedule_stopped_and_resumed_equals_an
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("test_faults:uninterrupted")
 def test_the_lr_rises_through_the_warm_up_then_falls_to_min_lr(uninterrupted):
     lr = uninterrupted[0].query("tag == 'lr'").set_index("step")["value"]
     peak = lr.idxmax()
@@ -127,6 +129,7 @@ def test_the_lr_rises_through_the_warm_up_then_falls_to_min_lr(uninterrupted):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("test_faults:uninterrupted")
 def test_sigkill_leaves_a_whole_checkpoint_and_a_resumable_run(workdir, uninterrupted):
     proc = start(workdir, *ARGS)
     run_dir = wait_for_step(workdir, 250, proc, file=CHECKPOINT)

@@ -192,7 +192,7 @@ def test_batchnorm_at_batch_size_2_differs_in_train_and_eval_mode_and_groupnorm_
         assert f["val/train_eval_gap"] == f["val/acc_train_mode"] - f["val/acc"]
         return f["val/train_eval_gap"]
 
-    assert abs(gap("norm=bn")) > 0.1
+    assert gap("norm=bn") < -0.05  # batch statistics of 2 samples: worse than the running ones
     assert gap("norm=gn", "norm.groups=8") == 0.0
 
 

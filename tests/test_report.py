@@ -541,7 +541,7 @@ def test_diverged_runs_and_unequal_seed_counts_are_part_of_the_answer(tmp_path):
 # a real sweep through the command (its jobs one after another in this process)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # see conftest: built once, in one worker
 def real_sweep(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("real")
     proc = run_in_process("train", "-m", "norm=bn,none", "seed=0,1", "epochs=1", "progress=false", "checkpoint=false",
@@ -553,6 +553,7 @@ def real_sweep(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("test_report:real_sweep")
 def test_a_real_sweep_end_to_end(real_sweep):
     cwd, sweep, proc = real_sweep
     assert proc.returncode == 0, proc.stderr
@@ -635,6 +636,7 @@ COLUMNS = ("const t = document.querySelector(arguments[0]); const left = t.getBo
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("test_report:real_sweep")
 def test_the_page_renders_in_headless_chromium_with_every_image(real_sweep, tmp_path):
     webdriver, Service = _browser()
     _, sweep, proc = real_sweep

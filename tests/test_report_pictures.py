@@ -35,7 +35,7 @@ def figures(monkeypatch):
     style.pyplot().close("all")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # see conftest: built once, in one worker
 def two_keys(tmp_path_factory):
     """One report of a sweep over norm x placement (3 seeds), its figures kept:
     (sweep directory, what it printed, {file: figure})."""
@@ -112,6 +112,7 @@ def axis_problems(fig) -> list[str]:
     return problems
 
 
+@pytest.mark.xdist_group("test_report_pictures:two_keys")
 def test_every_picture_has_tick_labels_axis_labels_and_no_overlapping_titles(two_keys):
     _, _, figures = two_keys
     assert set(figures) == {"val_acc.png", "train_loss.png", "grad_norms.png", "final_val_acc_per_seed.png",
@@ -120,6 +121,7 @@ def test_every_picture_has_tick_labels_axis_labels_and_no_overlapping_titles(two
         assert axis_problems(fig) == [], name
 
 
+@pytest.mark.xdist_group("test_report_pictures:two_keys")
 def test_curves_stay_where_the_data_is_and_encode_the_settings(two_keys):
     _, _, figures = two_keys
     (ax,) = [a for a in figures["val_acc.png"].axes if a.get_visible()]
@@ -166,6 +168,7 @@ def test_a_third_key_splits_the_curves_into_panels(tmp_path, monkeypatch, capsys
     assert all(axis_problems(f) == [] for f in figures.values())
 
 
+@pytest.mark.xdist_group("test_report_pictures:two_keys")
 def test_the_table_says_how_sure_each_difference_is(two_keys, tmp_path, monkeypatch, capsys):
     sweep, out, _ = two_keys
     table = pd.read_csv(sweep / "report" / "summary.csv").set_index("group")

@@ -157,7 +157,7 @@ GRID = ["norm=bn,none", "seed=0,1,2", "dropout=0.3", "epochs=25", "progress=fals
         "hydra.launcher.n_jobs=2"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # see conftest: built once, in one worker
 def uninterrupted(tmp_path_factory) -> dict[str, tuple]:
     workdir = tmp_path_factory.mktemp("uninterrupted")
     proc = run_cli("train", "-m", *GRID, cwd=workdir)
@@ -167,6 +167,7 @@ def uninterrupted(tmp_path_factory) -> dict[str, tuple]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["ctrl-c", "kill", "kill -9"])
+@pytest.mark.xdist_group("test_sweep:uninterrupted")
 def test_a_stopped_sweep_resumed_ends_as_an_uninterrupted_one(workdir, uninterrupted, how):
     proc = _start(workdir, *GRID)
     _wait_for_a_finished_and_a_training_job(workdir, proc)
@@ -211,6 +212,7 @@ def job_processes(sweep_pid: int) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("test_sweep:uninterrupted")
 def test_a_job_process_killed_outright_does_not_stop_the_sweep(workdir, uninterrupted):
     # kill -9 of one job process takes joblib's whole pool down; the jobs without a result
     # run again in a new pool, continuing from their checkpoints
@@ -367,7 +369,7 @@ def _take(sweep_dir):
 
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # see conftest: built once, in one worker
 def norm_by_placement(tmp_path_factory):
     """A norm x placement sweep: norm=none is the same network at pre and post (its jobs one
     after another in this process)."""
@@ -378,6 +380,7 @@ def norm_by_placement(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("test_sweep:norm_by_placement")
 def test_a_setting_that_cannot_change_the_network_is_trained_once_and_counted_once(norm_by_placement):
     cwd, proc = norm_by_placement
     assert proc.returncode == 0, proc.stderr
@@ -404,6 +407,7 @@ def test_a_setting_that_cannot_change_the_network_is_trained_once_and_counted_on
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("test_sweep:norm_by_placement")
 def test_the_hparams_tab_opens_on_what_the_sweep_varies(norm_by_placement):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2

@@ -41,32 +41,49 @@ def statuses(sweep_root: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sweep_root.rglob("summary.json")}
 
 
-@pytest.fixture(scope="module")
-def rows(tmp_path_factory) -> dict[tuple[str, str], dict]:
-    """(axis, row) -> the summary of the run that trained it."""
-    cwd = tmp_path_factory.mktemp("tables")
-    write_mnist(cwd / "data", folder="MNIST", n_train=120, n_test=20)
-    write_mnist(cwd / "data", folder="FashionMNIST", n_train=120, n_test=20)
-    sweeps = {  # one sweep per table (and per model, of the norms it has a form for)
-        **{f"norm/{m}": [*SMALL[m], *(IMAGES if m not in ("mlp", "cnn") else []),
-                         f"norm={','.join(n for n, mm in PAIRS if mm == m)}"] for m in MODELS},
-        "model": [f"model={','.join(MODELS)}", "data.augment=crop_flip"],  # each as its YAML file has it
-        "optim": [f"optim={','.join(OPTIMIZERS)}", f"schedule={','.join(SCHEDULES)}", "schedule.warmup_steps=5"],
-        "data": ["data=digits,blobs,mnist,fashion_mnist", "model=mlp", "batch_size=16"],  # data.root: ./data
-        "data/synthetic": ["data=synthetic", "data.n_samples=200", "data.shape=[3,8,8],[12]", "batch_size=16"],
-    }
-    found = {}
-    for name, args in sweeps.items():
-        out = cwd / "outputs" / name.replace("/", "_")
-        proc = run_in_process("train", "-m", *QUICK, *args, f"hydra.sweep.dir={out}", *HERE, cwd=cwd)
-        report = run_in_process("report", str(out), cwd=cwd) if name.startswith("norm/") else None
-        found[name] = (proc, statuses(out), report, out)
-    return found
+# one sweep per table (and per model, of the norms it has a form for)
+SWEEPS = {
+    **{f"norm/{m}": [*SMALL[m], *(IMAGES if m not in ("mlp", "cnn") else []),
+                     f"norm={','.join(n for n, mm in PAIRS if mm == m)}"] for m in MODELS},
+    "model": [f"model={','.join(MODELS)}", "data.augment=crop_flip"],  # each as its YAML file has it
+    "optim": [f"optim={','.join(OPTIMIZERS)}", f"schedule={','.join(SCHEDULES)}", "schedule.warmup_steps=5"],
+    "data": ["data=digits,blobs,mnist,fashion_mnist", "model=mlp", "batch_size=16"],  # data.root: ./data
+    "data/synthetic": ["data=synthetic", "data.n_samples=200", "data.shape=[3,8,8],[12]", "batch_size=16"],
+}
+
+
+def on(sweep: str, *values, **kwargs):
+    """A test case that reads ``sweep``: under pytest-xdist (``--dist loadgroup``) every case
+    of one sweep runs in the worker that builds it, so each sweep is built once."""
+    return pytest.param(*values, marks=pytest.mark.xdist_group(f"tables:{sweep}"), **kwargs)
+
+
+class Sweeps(dict):
+    """sweep name -> (what train printed, {job: summary}, the report's outcome or None, its
+    directory), each sweep run the first time a test asks for it."""
+
+    def __init__(self, cwd: Path):
+        super().__init__()
+        self.cwd = cwd
+        write_mnist(cwd / "data", folder="MNIST", n_train=120, n_test=20)
+        write_mnist(cwd / "data", folder="FashionMNIST", n_train=120, n_test=20)
+
+    def __missing__(self, name: str):
+        out = self.cwd / "outputs" / name.replace("/", "_")
+        proc = run_in_process("train", "-m", *QUICK, *SWEEPS[name], f"hydra.sweep.dir={out}", *HERE, cwd=self.cwd)
+        report = run_in_process("report", str(out), cwd=self.cwd) if name.startswith("norm/") else None
+        self[name] = (proc, statuses(out), report, out)
+        return self[name]
+
+
+@pytest.fixture(scope="session")  # see conftest: built once, in one worker
+def rows(tmp_path_factory) -> Sweeps:
+    return Sweeps(tmp_path_factory.mktemp("tables"))
 
 
 # every norm on every model it has a form for (the others are refused in one line with the
 # reason: test_validate, test_architectures)
-@pytest.mark.parametrize("norm, model", PAIRS)
+@pytest.mark.parametrize("norm, model", [on(f"norm/{m}", n, m) for n, m in PAIRS])
 def test_every_norm_trains_on_each_model_it_has_a_form_for(rows, norm, model):
     proc, summaries, _, _ = rows[f"norm/{model}"]
     (s,) = [s for s in summaries.values() if s["config"]["norm"]["name"] == norm] or [None]
@@ -83,7 +100,7 @@ def test_every_norm_trains_on_each_model_it_has_a_form_for(rows, norm, model):
     assert all(f",act/{site['name']}/pre_norm," in histograms for site in s["sites"])  # every site probed
 
 
-@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("model", [on(f"norm/{m}", m) for m in MODELS])
 def test_each_models_sweep_reports_with_every_picture(rows, model):
     _, _, report, out = rows[f"norm/{model}"]
     assert report.returncode == 0, report.stderr
@@ -91,8 +108,9 @@ def test_each_models_sweep_reports_with_every_picture(rows, model):
     assert "Not drawn" not in page and page.count('<img src="data:image/png;base64,') >= 5
 
 
-@pytest.mark.parametrize("table, key, names", [("model", "model", list(MODELS)), ("optim", "optim", list(OPTIMIZERS)),
-                                               ("optim", "schedule", list(SCHEDULES))])
+@pytest.mark.parametrize("table, key, names", [on("model", "model", "model", list(MODELS), id="model"),
+                                               on("optim", "optim", "optim", list(OPTIMIZERS), id="optim"),
+                                               on("optim", "optim", "schedule", list(SCHEDULES), id="schedule")])
 def test_every_model_optimizer_and_schedule_trains(rows, table, key, names):
     proc, summaries, _, _ = rows[table]
     assert proc.returncode == 0, proc.stderr
@@ -100,6 +118,7 @@ def test_every_model_optimizer_and_schedule_trains(rows, table, key, names):
     assert all(s["status"] == "completed" for s in summaries.values())
 
 
+@pytest.mark.xdist_group("tables:data")
 def test_every_data_set_trains(rows, tmp_path, monkeypatch):
     proc, summaries, _, _ = rows["data"]
     assert proc.returncode == 0, proc.stderr
