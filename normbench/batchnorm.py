@@ -16,6 +16,7 @@ The helpers here look at both sides:
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 
 import torch
@@ -119,14 +120,22 @@ def evaluate(model: nn.Module, split, batch_size: int, bn_mode: str = "eval") ->
     statistics, as in training, and its running statistics are left alone. Every sample is
     counted once and every batch statistic is over ``batch_size`` samples, as in training:
     the last, incomplete batch is topped up with the samples before it, whose predictions
-    were counted already (the whole split is one batch if it is smaller than one)."""
+    were counted already (the whole split is one batch if it is smaller than one). Where
+    every such layer is torch's own BatchNorm, the full batches go through the network at
+    once (``_batchwise_logits``); the numbers are those of one batch at a time, to rounding."""
     n = len(split)
     train_mode = bn_mode == "train"
     modes = bn_in_train_mode(model) if train_mode else eval_mode(model)
     loss = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
     with modes:
-        for i in range(0, n, batch_size):
+        done = 0
+        if train_mode and n >= 2 * batch_size and _batchwise(model):
+            done = n // batch_size * batch_size
+            logits, y = _batchwise_logits(model, split.x[:done], batch_size), split.y[:done]
+            loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+        for i in range(done, n, batch_size):
             j = min(i + batch_size, n)
             start = max(0, j - batch_size) if train_mode else i  # (j - start) == batch_size in train mode
             logits = model(split.x[start:j])[i - start:]
@@ -134,3 +143,34 @@ def evaluate(model: nn.Module, split, batch_size: int, bn_mode: str = "eval") ->
             loss += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
     return loss.item() / n, correct.item() / n
+
+
+# exactly these classes: their train-mode forward without running statistics is the batch's
+# statistics alone (ghost batches and Batch Renormalization, subclasses, compute more)
+_TORCH_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _batchwise(model: nn.Module) -> bool:
+    """Whether every layer with running statistics is torch's own BatchNorm."""
+    return all(type(m) in _TORCH_BATCHNORMS for m in batchnorm_layers(model))
+
+
+def _batchwise_logits(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The logits of ``x`` (a whole number of batches), each batch of ``batch_size``
+    normalised with its own statistics, in one pass: ``torch.func.vmap`` over the batches,
+    with the BatchNorm layers reading no running statistics for the pass (with them, a
+    train-mode forward would update them, which vmap refuses). One pass instead of one per
+    batch: at batch 8, the digits' 360 validation samples in 1.5 ms instead of 8 ms."""
+    from torch.func import vmap  # torch.func: only for this pass (train-mode evaluation)
+
+    layers = batchnorm_layers(model)
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        with warnings.catch_warnings():  # attention has no batching rule: vmap loops over it (still faster)
+            warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
+            logits = vmap(model)(x.unflatten(0, (-1, batch_size)))
+    finally:
+        for m in layers:
+            m.track_running_stats = True
+    return logits.flatten(0, 1)

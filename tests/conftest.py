@@ -36,6 +36,9 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # workers on 2 cores do not each run 2 threads (the same tests took 40% more CPU time so).
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ["OMP_NUM_THREADS"] = "1"
+    # a test that asks for more threads (the golden rows: 2) waits for them without spinning
+    # on the core the other worker needs
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(1)
@@ -48,18 +51,19 @@ HERE = ("hydra.launcher.n_jobs=1", "threads=1")
 
 def make_cfg(*overrides: str):
     """The config ``normbench train <overrides>`` would run, composed by Hydra (initialised
-    once per test process: setting Hydra up is most of a composition's time), a copy of its
-    own for each call (a test may change it)."""
-    return copy.deepcopy(_composed(overrides))
-
-
-@functools.lru_cache(maxsize=None)  # ~0.1 s a composition; a quarter of the fast tier's are repeats
-def _composed(overrides: tuple[str, ...]):
+    once per test process: setting Hydra up is most of a composition's time; and again
+    after an in-process command cleared it), a copy of its own for each call (a test may
+    change it)."""
     from hydra.core.global_hydra import GlobalHydra
 
     register()
     if not GlobalHydra.instance().is_initialized():
         initialize_config_module(config_module="normbench.conf", version_base="1.3")
+    return copy.deepcopy(_composed(overrides))
+
+
+@functools.lru_cache(maxsize=None)  # ~0.1 s a composition; a quarter of the fast tier's are repeats
+def _composed(overrides: tuple[str, ...]):
     return compose(config_name="config", overrides=list(overrides))
 
 

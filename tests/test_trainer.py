@@ -3,6 +3,7 @@ right, reports divergence, and reproduces itself exactly on CPU."""
 
 import math
 
+import pytest
 import torch
 
 from conftest import make_cfg
@@ -109,12 +110,41 @@ def test_train_mode_evaluation_counts_every_sample_once_with_full_batches():
     hook = tr.model.block1.norm.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
     evaluate(tr.model, tr.data.val, 64, bn_mode="train")
     hook.remove()
-    assert n % 64 and sizes == [64] * math.ceil(n / 64)
+    # the 5 full batches in one pass (each normalised over its own 64), then the topped-up last
+    assert n % 64 and sizes == [64, 64]
     # a per-sample norm computes the same function in both modes: the gap is exactly 0
     ln = trainer_for("norm=ln", "batch_size=64")
     eval_loss, eval_acc = evaluate(ln.model, ln.data.val, 64)
     train_loss, train_acc = evaluate(ln.model, ln.data.val, 64, bn_mode="train")
     assert train_acc == eval_acc and math.isclose(train_loss, eval_loss, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["batch_size=8"], ["batch_size=7", "dropout=0.3"], ["model=cnn", "model.channels=[8,16]", "batch_size=8"],
+    ["model=cnn", "model.channels=[8,16]", "batch_size=16", "channels_last=true"],
+    ["model=resnet", "model.depth=8", "batch_size=16"],
+    ["model=vit", "model.depth=2", "model.dim=32", "model.patch=2", "batch_size=16"],
+    ["norm=bn_ghost", "batch_size=16"], ["norm=brn", "batch_size=16"]], ids=lambda o: " ".join(o))
+def test_train_mode_evaluation_in_one_pass_gives_the_numbers_of_one_batch_at_a_time(monkeypatch, overrides):
+    """torch's BatchNorm: the full batches in one pass (vmap), the numbers of evaluating
+    them one at a time to float32 rounding; ghost batches and Batch Renormalization, whose
+    train mode computes more than the batch's statistics, one batch at a time."""
+    import normbench.batchnorm as batchnorm
+
+    tr = trainer_for(*overrides)
+    for _ in range(5):  # running statistics away from their initial values
+        tr.model(tr.data.train.x[:tr.cfg.batch_size])
+    running = [m.running_mean.clone() for m in batchnorm.batchnorm_layers(tr.model)]
+    custom = overrides[0] in ("norm=bn_ghost", "norm=brn")
+    assert batchnorm._batchwise(tr.model) is not custom
+    one_pass = evaluate(tr.model, tr.data.val, tr.cfg.batch_size, bn_mode="train")
+    monkeypatch.setattr(batchnorm, "_batchwise", lambda model: False)
+    one_at_a_time = evaluate(tr.model, tr.data.val, tr.cfg.batch_size, bn_mode="train")
+    assert one_pass[1] == one_at_a_time[1] and math.isclose(one_pass[0], one_at_a_time[0], rel_tol=1e-6)
+    assert all(torch.equal(m.running_mean, r) and m.track_running_stats
+               for m, r in zip(batchnorm.batchnorm_layers(tr.model), running))
+    # a batch statistic differs from the running one: the train-mode numbers are not eval mode's
+    assert one_pass != evaluate(tr.model, tr.data.val, tr.cfg.batch_size)
 
 
 def test_train_mode_is_evaluated_only_where_a_norm_uses_batch_statistics(monkeypatch):

@@ -9,7 +9,9 @@ whatever the test process uses, e.g. one thread per pytest-xdist worker).
 
 The ``act/<site>/<where>/feature_var`` histograms were made again when the probes moved
 them onto a log scale (issue 24, branch dashboards); every other value is as made at
-2b1b5c1, and re-making it there changed none of them.
+2b1b5c1, and re-making it there changed none of them, except those the file's
+``changed_since`` lists, each with why and its value before (issue 26: the train-mode
+validation loss of a network without batch statistics, and of one evaluated in one pass).
 """
 
 import hashlib
