@@ -112,7 +112,8 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int, max_b
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split, batch_size: int, bn_mode: str = "eval") -> tuple[float, float]:
+def evaluate(model: nn.Module, split, batch_size: int, bn_mode: str = "eval",
+             per_pass: int = 1024) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``split``, dropout off; the model's modes are restored.
 
     ``bn_mode="eval"``: BatchNorm uses its running statistics (the usual evaluation).
@@ -121,8 +122,10 @@ def evaluate(model: nn.Module, split, batch_size: int, bn_mode: str = "eval") ->
     counted once and every batch statistic is over ``batch_size`` samples, as in training:
     the last, incomplete batch is topped up with the samples before it, whose predictions
     were counted already (the whole split is one batch if it is smaller than one). Where
-    every such layer is torch's own BatchNorm, the full batches go through the network at
-    once (``_batchwise_logits``); the numbers are those of one batch at a time, to rounding."""
+    every such layer is torch's own BatchNorm, the full batches go through the network
+    together (``_batchwise_logits``), as many as fit in ``per_pass`` samples (the eval
+    batch size: what memory a pass may take); the numbers are those of one batch at a
+    time, to rounding."""
     n = len(split)
     train_mode = bn_mode == "train"
     modes = bn_in_train_mode(model) if train_mode else eval_mode(model)
@@ -130,11 +133,14 @@ def evaluate(model: nn.Module, split, batch_size: int, bn_mode: str = "eval") ->
     correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
     with modes:
         done = 0
-        if train_mode and n >= 2 * batch_size and _batchwise(model):
+        if train_mode and n >= 2 * batch_size and _batchwise(model):  # at least two batches to put together
             done = n // batch_size * batch_size
-            logits, y = _batchwise_logits(model, split.x[:done], batch_size), split.y[:done]
-            loss += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
+            step = max(1, per_pass // batch_size) * batch_size
+            for i in range(0, done, step):
+                j = min(i + step, done)
+                logits, y = _batchwise_logits(model, split.x[i:j], batch_size), split.y[i:j]
+                loss += F.cross_entropy(logits, y, reduction="sum")
+                correct += (logits.argmax(1) == y).sum()
         for i in range(done, n, batch_size):
             j = min(i + batch_size, n)
             start = max(0, j - batch_size) if train_mode else i  # (j - start) == batch_size in train mode

@@ -340,9 +340,10 @@ class Trainer:
             if self.probes is not None:
                 metrics.update(self.probes.variance_shift("_precise"))
             loss, acc = evaluate(model, val, cfg.eval_batch_size)
-        # without a norm that uses batch statistics the two modes are one function: evaluated once
-        train_loss, train_acc = evaluate(model, val, cfg.batch_size, bn_mode="train") if self.batch_stats else (
-            loss, acc)
+        if self.batch_stats:
+            train_loss, train_acc = evaluate(model, val, cfg.batch_size, bn_mode="train", per_pass=cfg.eval_batch_size)
+        else:  # without a norm that uses batch statistics the two modes are one function: evaluated once
+            train_loss, train_acc = loss, acc
         metrics.update({"val/loss": loss, "val/acc": acc, "val/loss_train_mode": train_loss,
                         "val/acc_train_mode": train_acc, "val/train_eval_gap": train_acc - acc})
         return metrics

@@ -138,6 +138,13 @@ def test_train_mode_evaluation_in_one_pass_gives_the_numbers_of_one_batch_at_a_t
     custom = overrides[0] in ("norm=bn_ghost", "norm=brn")
     assert batchnorm._batchwise(tr.model) is not custom
     one_pass = evaluate(tr.model, tr.data.val, tr.cfg.batch_size, bn_mode="train")
+    # at most per_pass samples a pass (what memory one may take): 360 samples in passes of 3 batches
+    B, passes, batchwise_logits = tr.cfg.batch_size, [], batchnorm._batchwise_logits
+    monkeypatch.setattr(batchnorm, "_batchwise_logits", lambda m, x, b: passes.append(len(x)) or batchwise_logits(m, x, b))
+    in_passes = evaluate(tr.model, tr.data.val, B, bn_mode="train", per_pass=3 * B)
+    assert in_passes[1] == one_pass[1] and math.isclose(in_passes[0], one_pass[0], rel_tol=1e-6)
+    if not custom:
+        assert max(passes) == 3 * B and sum(passes) == len(tr.data.val) // B * B
     monkeypatch.setattr(batchnorm, "_batchwise", lambda model: False)
     one_at_a_time = evaluate(tr.model, tr.data.val, tr.cfg.batch_size, bn_mode="train")
     assert one_pass[1] == one_at_a_time[1] and math.isclose(one_pass[0], one_at_a_time[0], rel_tol=1e-6)
@@ -152,9 +159,9 @@ def test_train_mode_is_evaluated_only_where_a_norm_uses_batch_statistics(monkeyp
 
     modes = []
 
-    def counting(model, split, batch_size, bn_mode="eval"):
+    def counting(model, split, batch_size, bn_mode="eval", **kwargs):
         modes.append(bn_mode)
-        return evaluate(model, split, batch_size, bn_mode)
+        return evaluate(model, split, batch_size, bn_mode, **kwargs)
 
     monkeypatch.setattr(trainer_module, "evaluate", counting)
     for norm, expected in [("gn", ["eval"]), ("ln", ["eval"]), ("none", ["eval"]), ("bn", ["eval", "train"])]:
