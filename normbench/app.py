@@ -20,7 +20,8 @@ from . import files
 from .errors import Ended, Interrupted, NothingToDo, RunFailed, UsageError
 from .resolvers import register_config
 from .run import Place, result_lines, train
-from .rundir import LOCK, LOG, remove_empty_dirs
+from .files import LOCK, LOG
+from .rundir import remove_empty_dirs
 from .signals import stop_on_signals
 
 

@@ -14,8 +14,8 @@ from typing import Optional
 
 from .data import DATASETS, ImageDataConfig
 from .errors import UsageError, described
-from .files import MAX_CHECKPOINT_BYTES, BadFile, open_regular
-from .rundir import CHECKPOINT, atomic_write
+from .files import MAX_CHECKPOINT_BYTES, BadFile, atomic_write, open_regular
+from .rundir import CHECKPOINT
 from .trust import check_config
 
 CHECKPOINT_KEYS = ("model", "optimizer", "step", "epoch", "rng", "config")
@@ -46,7 +46,7 @@ def with_added_keys(config: dict) -> dict:
 class CheckpointWriter:
     """The checkpoints of one run, written off the training thread. ``save`` serializes the
     state at once (a snapshot: the next steps may change the tensors) and a thread writes
-    the bytes with :func:`~normbench.rundir.atomic_write` (fsync, rename: 5 ms a
+    the bytes with :func:`~normbench.files.atomic_write` (fsync, rename: 5 ms a
     checkpoint here, mostly waiting for the disk) while training goes on. One write at a
     time: a save waits for the write before it, and ``wait`` for the last one (before
     summary.json says the run ended). A crash loses at most the write in flight: the

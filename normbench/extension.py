@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from . import files
-from .rundir import (CHECKPOINT, HISTOGRAMS, METRICS, Summary, atomic_write, remove_unfinished_writes, shown,
-                     summary_or_none, write_summary)
+from .files import atomic_write, shown
+from .rundir import CHECKPOINT, HISTOGRAMS, METRICS, Summary, remove_unfinished_writes, summary_or_none, write_summary
 
 KEPT = ".checkpoint.finished.pt"  # the finished run's checkpoint while an extension runs
 RECORD = "extension.json"  # the last extension that did not complete

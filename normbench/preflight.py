@@ -18,7 +18,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import files
 from .errors import Ended, UsageError, first_line
-from .rundir import DirectoryLock, holds_a_run, shown, usable_dir
+from .files import shown
+from .rundir import DirectoryLock, holds_a_run, usable_dir
 from .validate import check_config, check_keys
 
 

@@ -32,9 +32,10 @@ from .checkpoint import CheckpointWriter
 from .data import load_data
 from .errors import NothingToDo, RunFailed, UsageError, described, disk_problem
 from .extension import finished_kept
+from .files import LOG, shown
 from .models import build_model
 from .resume import checkpoint_to_resume
-from .rundir import (CHECKPOINT, FINISHED, HISTOGRAMS, LOG, METRICS, Summary, remove_unfinished_writes, shown, summary_or_none,
+from .rundir import (CHECKPOINT, FINISHED, HISTOGRAMS, METRICS, Summary, remove_unfinished_writes, summary_or_none,
                      write_summary)
 from .signals import Stop
 from .sites import describe

@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import UsageError, described, disk_problem
-# the names and primitives files.py defines for every directory normbench writes; a run
-# directory's modules import them from here too
-from .files import LOCK, LOG, BadFile, atomic_write, check_space, read_bytes, shown
+from .files import LOCK, BadFile, atomic_write, check_space, read_bytes, shown
 
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"

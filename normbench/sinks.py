@@ -20,9 +20,9 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.plugins.custom_scalar import layout_pb2, metadata
 from torch.utils.tensorboard import SummaryWriter
 
-from .files import MAX_CSV_BYTES, open_append, read_bytes, writing
+from .files import MAX_CSV_BYTES, atomic_write, open_append, read_bytes, writing
 from .probes import Histogram
-from .rundir import CSV_COLUMNS, HISTOGRAM_COLUMNS, atomic_write
+from .rundir import CSV_COLUMNS, HISTOGRAM_COLUMNS
 
 # TensorBoard's Custom Scalars tab, open: the results, one chart per quantity with a line per run
 RESULTS = {

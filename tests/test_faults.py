@@ -232,7 +232,7 @@ def _full_disk(*args, **kwargs):
 def _full_disk_at_checkpoint(m: pytest.MonkeyPatch) -> None:
     """Writing checkpoint.pt's bytes fails as on a full disk (the write, in its own thread)."""
     import normbench.checkpoint
-    from normbench.rundir import atomic_write
+    from normbench.files import atomic_write
 
     m.setattr(normbench.checkpoint, "atomic_write", lambda path, write: atomic_write(path, _full_disk))
 

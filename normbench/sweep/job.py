@@ -29,9 +29,10 @@ from omegaconf import DictConfig
 
 from .. import streams
 from ..errors import NothingToDo, RunFailed, UsageError
+from ..files import shown
 from ..resolvers import register_config
 from ..run import Place, new_summary, train
-from ..rundir import (CHECKPOINT, DirectoryLock, Summary, clear_attempt, shown, summary_or_none, write_summary)
+from ..rundir import CHECKPOINT, DirectoryLock, Summary, clear_attempt, summary_or_none, write_summary
 from ..signals import hand_on, stop_on_signals
 from .progress import ended
 from .resources import cuda_devices, gpu_slot, launcher_kind, threads_for_job

@@ -35,10 +35,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..config import AXES
 from ..errors import SweepFailed, UsageError, first_line
-from ..files import refuse_links
+from ..files import refuse_links, shown
 from ..identity import canonical
 from ..overrides import key
-from ..rundir import SWEEP_CONFIG, DirectoryLock, flat, remove_empty_dirs, shown, summary_or_none, usable_dir
+from ..rundir import SWEEP_CONFIG, DirectoryLock, flat, remove_empty_dirs, summary_or_none, usable_dir
 from ..validate import check_config, check_keys
 from . import grid, progress
 from .job import clear_stop, request_stop, stop_requested

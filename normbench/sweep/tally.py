@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import disk_problem
-from ..rundir import LOG, STATUSES, SUMMARY, shown, summary_or_none
+from ..files import LOG, shown
+from ..rundir import STATUSES, SUMMARY, summary_or_none
 
 ORDER = (*STATUSES, "duplicate")
 
