@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from typing import Callable
 
-from . import __version__, streams
+from . import __version__, heap, streams
 from .errors import (Ended, Interrupted, NothingToDo, RunFailed, SweepFailed, UsageError, described, disk_problem,
                      first_line)
 
@@ -189,6 +189,7 @@ def entry() -> None:
         code = main()
     finally:
         streams.flush()
+    heap.ending()  # everything written and closed: the shut-down's collections need not walk what is left
     sys.exit(code)
 
 

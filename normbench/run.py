@@ -33,6 +33,7 @@ from .data import load_data
 from .errors import NothingToDo, RunFailed, UsageError, described, disk_problem
 from .extension import finished_kept
 from .files import LOG, shown
+from .heap import settled
 from .models import build_model
 from .resume import checkpoint_to_resume
 from .rundir import (CHECKPOINT, FINISHED, HISTOGRAMS, METRICS, Summary, remove_unfinished_writes, summary_or_none,
@@ -135,6 +136,11 @@ def train(cfg, place: Place, stop: Stop) -> Summary:
     """Train ``cfg`` in ``place.run_dir``; see the module docstring for what it returns and raises."""
     from . import sinks, trainer  # noqa: F401  (torch and TensorBoard: imported before the clock starts)
 
+    with settled():  # what the imports made is walked by no collection during the run (heap.py)
+        return _train(cfg, place, stop)
+
+
+def _train(cfg, place: Place, stop: Stop) -> Summary:
     t0 = time.perf_counter()
     summary = new_summary(cfg, place.run_dir, place.overrides, started_at=_now(), versions=versions())
     try:

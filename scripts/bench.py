@@ -27,8 +27,10 @@ CIFAR-10-shaped images (3x32x32, ``data=synthetic``), nothing downloaded.
 Start-up. Whole-process wall time, interleaved, of ``python -c "import torch"``, of a
 bare script that trains the digits MLP for one epoch with random data of the same shape
 (what any PyTorch training script pays: torch, and torch.optim's import of torch._dynamo),
-and of ``normbench train epochs=1 progress=false`` in a temporary directory; medians and
-differences.
+of ``normbench train epochs=1 progress=false`` in a temporary directory, and of the bare
+script ending with ``gc.freeze()`` as normbench does (normbench/heap.py: the interpreter's
+shut-down then skips walking torch's objects, ~0.6 s), so that what normbench itself adds
+is shown like for like; medians and differences.
 
 Whole run (``--run-repeats``, 5; 0 skips it). Whole-process wall time, interleaved, of a
 bare script that trains the digits MLP for ``--run-epochs`` (40) epochs at batch
@@ -236,6 +238,15 @@ print(f"val acc {acc:.4f}")
 """
 
 
+# what normbench does before it exits (normbench/heap.py): the interpreter's shut-down no
+# longer walks the objects torch's imports made; the same in the bare script says what
+# normbench costs beyond it, like for like
+FROZEN_AT_EXIT = """\
+import gc
+gc.freeze()
+"""
+
+
 def process_env() -> dict[str, str]:
     """The environment of a timed process. PYTHONDONTWRITEBYTECODE (set on some CI machines)
     would make every process compile normbench's modules again (~0.2 s): a user's Python
@@ -275,11 +286,15 @@ def startup(repeats: int, import_repeats: int = 3) -> tuple[dict[str, list[float
         script = os.path.join(tmp, "bare_loop.py")
         with open(script, "w") as f:
             f.write(BARE_SCRIPT)
+        frozen = os.path.join(tmp, "bare_loop_frozen.py")
+        with open(frozen, "w") as f:
+            f.write(BARE_SCRIPT + FROZEN_AT_EXIT)
         train = [sys.executable, "-m", "normbench", "train", "epochs=1", "progress=false"]
         times = time_commands({
             'python -c "import torch"': [sys.executable, "-c", "import torch"],
             "bare loop script (digits MLP shapes, 1 epoch)": [sys.executable, script],
             "normbench train epochs=1 progress=false": train,
+            "bare loop script, gc.freeze() at its end": [sys.executable, frozen],
         }, repeats)
         return times, import_parts([[sys.executable, script], train], import_repeats)
 
@@ -425,7 +440,8 @@ def main() -> None:
               f"differences: median over rounds of the difference within a round")
         print_times(s)
         print_ratios(s, [("normbench - import torch", 2, 0), ("normbench - bare loop script", 2, 1),
-                         ("bare loop script - import torch", 1, 0)], kind="difference")
+                         ("bare loop script - import torch", 1, 0),
+                         ("normbench - bare loop script frozen at its end", 2, 3)], kind="difference")
         print(f"  what normbench imports beyond the bare script (python -X importtime, self times, median of "
               f"{args.import_repeats}): "
               f"{sum(parts.values()):.2f} s")

@@ -25,9 +25,11 @@ def test_bench_prints_throughput_for_both_models_the_start_up_times_and_a_whole_
         row = (rf"^  {model} +cpu +digits +1x8x8 +64 +22 +{NUM} +{NUM} +{NUM} +{NUM} +{RATIO} +{RATIO} +{RATIO} "
                rf"+{RATIO} +-?{NUM} +\d+  pad 1, flip false$")
         assert re.search(row, out, re.M), out
-    for name in ('python -c "import torch"', "bare loop script", "normbench train epochs=1 progress=false"):
+    for name in ('python -c "import torch"', "bare loop script", "normbench train epochs=1 progress=false",
+                 "bare loop script, gc.freeze() at its end"):
         assert re.search(rf"^  {re.escape(name)}.* {NUM}\d s  \({NUM}\d-{NUM}\d\)$", out, re.M), out
-    for name in ("normbench - import torch", "normbench - bare loop script", "bare loop script - import torch"):
+    for name in ("normbench - import torch", "normbench - bare loop script", "bare loop script - import torch",
+                 "normbench - bare loop script frozen at its end"):
         assert re.search(rf"^  {name} +[+-]{NUM}\d s$", out, re.M), out
     # the imports beyond the bare script, by package: normbench's own among them
     assert re.search(r"^  what normbench imports beyond the bare script .*: \d\.\d\d s$", out, re.M), out
