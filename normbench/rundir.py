@@ -110,7 +110,12 @@ NUMBERS = tuple(f.name for f in dataclasses.fields(Summary) if f.type in ("Optio
 
 def finite_json(value: Any) -> Any:
     """``value`` with every non-finite float, however deeply nested, replaced by None:
-    JSON has no NaN or infinity, and a diverged run must still write its summary."""
+    JSON has no NaN or infinity, and a diverged run must still write its summary. Strings
+    become plain ``str``: torch's version is a subclass that pickles as torch's own class,
+    so a sweep's process unpickling a job's summary would import torch (1.5 s of CPU taken
+    from the jobs)."""
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
