@@ -14,14 +14,16 @@ collection walks; what is made afterwards is collected as always.
   A later run in the same process (a sweep's worker reuses its process for the next job)
   freezes nothing: it would freeze what the run before left in reference cycles, its model
   and optimizer state maybe on the GPU, for as long as it trains.
-- ``ending()``: the process ends next (``cli.entry``), after every file normbench wrote is
-  closed. Nothing is skipped: atexit handlers, logging's shut-down and the flushing of
+- ``ending()``: the process ends next (``cli.entry``, after every file normbench wrote is
+  closed; and at exit, through ``atexit``, of a process that ran a run: a sweep's worker
+  ends without ``cli.entry``, and the sweep waits for its workers to end). Nothing is skipped: atexit handlers, logging's shut-down and the flushing of
   stdout and stderr run as before; only the shut-down's collections no longer walk what
   is left (an object still alive at exit has no promise of finalization in Python).
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 from contextlib import contextmanager
 from typing import Iterator
@@ -39,6 +41,7 @@ def settled() -> Iterator[None]:
         yield
         return
     _first_run = False
+    atexit.register(ending)  # a sweep's worker process ends without cli.entry: its shut-down too
     gc.freeze()
     try:
         yield
