@@ -36,8 +36,9 @@ Whole run (``--run-repeats``, 5; 0 skips it). Whole-process wall time, interleav
 bare script that trains the digits MLP for ``--run-epochs`` (40) epochs at batch
 ``--run-batch-size`` (8) and evaluates the validation split once per epoch, and of the
 same run by ``normbench train`` with ``probe_every=0`` (logging, TensorBoard and
-checkpoints on) and with its default probes; medians, and each normbench run's ratio to
-the bare script (median over rounds of the ratio within a round).
+checkpoints on) and with its default probes, and of the bare script ending with
+``gc.freeze()`` as normbench does (like for like); medians, and each normbench run's
+ratio to both bare scripts (median over rounds of the ratio within a round).
 
 Sweep (``--sweep-repeats N``). Whole-process wall time, interleaved, of a sweep of
 ``--sweep-runs`` seeds of the default config (plus the overrides given) run in parallel
@@ -323,14 +324,17 @@ def whole_run(repeats: int, epochs: int, batch: int) -> dict[str, list[float]]:
     """A whole training run, as processes: the bare script, and ``normbench train`` with
     the probes off and with its default probes (logging, TensorBoard, checkpoints on)."""
     with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
-        script = os.path.join(tmp, "bare_run.py")
+        script, frozen = os.path.join(tmp, "bare_run.py"), os.path.join(tmp, "bare_run_frozen.py")
         with open(script, "w") as f:
             f.write(BARE_RUN_SCRIPT)
+        with open(frozen, "w") as f:
+            f.write(BARE_RUN_SCRIPT + FROZEN_AT_EXIT)
         run = [sys.executable, "-m", "normbench", "train", f"epochs={epochs}", f"batch_size={batch}", "progress=false"]
         return time_commands({
             f"bare script ({epochs} epochs, batch {batch})": [sys.executable, script, str(epochs), str(batch)],
             "normbench train probe_every=0": [*run, "probe_every=0"],
             "normbench train (default probes)": run,
+            "bare script, gc.freeze() at its end": [sys.executable, frozen, str(epochs), str(batch)],
         }, repeats)
 
 
@@ -452,7 +456,9 @@ def main() -> None:
               f"wall time, median of {args.run_repeats} interleaved rounds (range); ratios: median over rounds of the "
               f"ratio within a round")
         print_times(s)
-        print_ratios(s, [("probes off / bare script", 1, 0), ("default probes / bare script", 2, 0)])
+        print_ratios(s, [("probes off / bare script", 1, 0), ("default probes / bare script", 2, 0),
+                         ("probes off / bare script frozen at its end", 1, 3),
+                         ("default probes / bare script frozen at its end", 2, 3)])
 
     if args.sweep_repeats:
         s, jobs = sweep(args.sweep_repeats, args.sweep_runs, args.overrides)

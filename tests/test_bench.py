@@ -35,9 +35,11 @@ def test_bench_prints_throughput_for_both_models_the_start_up_times_and_a_whole_
     assert re.search(r"^  what normbench imports beyond the bare script .*: \d\.\d\d s$", out, re.M), out
     assert re.search(r"^    .*\bnormbench \d\.\d{3}\b", out, re.M), out
     assert "whole run: the digits MLP, 1 epochs at batch 8" in out
-    for name in ("bare script (1 epochs, batch 8)", "normbench train probe_every=0", "normbench train (default probes)"):
+    for name in ("bare script (1 epochs, batch 8)", "normbench train probe_every=0", "normbench train (default probes)",
+                 "bare script, gc.freeze() at its end"):
         assert re.search(rf"^  {re.escape(name)} +{NUM}\d s  \({NUM}\d-{NUM}\d\)$", out, re.M), out
-    for name in ("probes off / bare script", "default probes / bare script"):
+    for name in ("probes off / bare script", "default probes / bare script", "probes off / bare script frozen at its end",
+                 "default probes / bare script frozen at its end"):
         assert re.search(rf"^  {re.escape(name)} +{RATIO}$", out, re.M), out
 
 
