@@ -14,12 +14,13 @@ collection walks; what is made afterwards is collected as always.
   A later run in the same process (a sweep's worker reuses its process for the next job)
   freezes nothing: it would freeze what the run before left in reference cycles, its model
   and optimizer state maybe on the GPU, for as long as it trains.
-- ``ending()``: the process ends next (``cli.entry``, after every file normbench wrote is
-  closed; and through ``atexit`` in a process that ran a run: a sweep's worker ends
-  without ``cli.entry``, and the sweep waits for its workers to end). Nothing is skipped:
-  atexit handlers, logging's shut-down and the flushing of stdout and stderr run as
-  before; only the shut-down's collections no longer walk what is left (an object still
-  alive at exit has no promise of finalization in Python).
+- ``ending()``: the process ends next, in the processes normbench owns: ``cli.entry``,
+  after every file normbench wrote is closed, and a sweep's job process at its exit
+  (``at_exit()``, through ``atexit``: a worker ends without ``cli.entry``, and the sweep
+  waits for its workers to end). Nothing is skipped: atexit handlers, logging's shut-down
+  and the flushing of stdout and stderr run as before; only the shut-down's collections no
+  longer walk what is left (an object still alive at exit has no promise of finalization
+  in Python). A program that calls ``run.train`` itself keeps its own shut-down.
 
 Freezing also keeps whatever cyclic garbage exists at that moment until the run ends
 (``gc.collect()`` found none at the start of a single run).
@@ -28,6 +29,7 @@ Freezing also keeps whatever cyclic garbage exists at that moment until the run 
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 from contextlib import contextmanager
 from typing import Iterator
@@ -45,7 +47,6 @@ def settled() -> Iterator[None]:
         yield
         return
     _first_run = False
-    atexit.register(ending)  # a sweep's worker process ends without cli.entry: its shut-down too
     gc.freeze()
     try:
         yield
@@ -56,3 +57,9 @@ def settled() -> Iterator[None]:
 def ending() -> None:
     """The process exits next: the interpreter's shut-down need not walk what is left."""
     gc.freeze()
+
+
+@functools.cache  # once a process
+def at_exit() -> None:
+    """``ending()`` when this process exits (a sweep's job process)."""
+    atexit.register(ending)

@@ -27,7 +27,7 @@ from typing import Optional
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from .. import streams
+from .. import heap, streams
 from ..errors import NothingToDo, RunFailed, UsageError
 from ..files import shown
 from ..resolvers import register_config
@@ -96,6 +96,7 @@ def _busy(cfg: DictConfig, hc, run_dir: Path, error: str) -> Summary:
 def run_job(cfg: DictConfig) -> dict:
     """Run one job; its summary (as a dict) whatever happened."""
     streams.guard()  # a job process's terminal may be closed or gone (normbench train -m ... | head)
+    heap.at_exit()  # a worker ends without cli.entry; the sweep waits for its shut-down
     register_config()  # this may be a fresh job process: the resolvers the launcher's config uses
     hc = HydraConfig.get()
     run_dir, sweep_dir = Path(hc.runtime.output_dir), Path(hc.sweep.dir)
