@@ -248,6 +248,16 @@ gc.freeze()
 """
 
 
+def bare_scripts(tmp: str, stem: str, text: str) -> tuple[str, str]:
+    """``text`` written to ``<stem>.py`` in ``tmp``, and again ending with ``gc.freeze()``
+    (``<stem>_frozen.py``): the two paths."""
+    paths = os.path.join(tmp, f"{stem}.py"), os.path.join(tmp, f"{stem}_frozen.py")
+    for path, source in zip(paths, (text, text + FROZEN_AT_EXIT)):
+        with open(path, "w") as f:
+            f.write(source)
+    return paths
+
+
 def process_env() -> dict[str, str]:
     """The environment of a timed process. PYTHONDONTWRITEBYTECODE (set on some CI machines)
     would make every process compile normbench's modules again (~0.2 s): a user's Python
@@ -281,15 +291,11 @@ def print_times(times: dict[str, list[float]]) -> None:
 
 
 def startup(repeats: int, import_repeats: int = 3) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """``import torch``, a bare training script and ``normbench train epochs=1``, timed; and
+    """``import torch``, a bare training script (also ending with ``gc.freeze()``) and
+    ``normbench train epochs=1``, timed; and
     what normbench imports beyond the bare script, by package (``import_parts``)."""
     with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
-        script = os.path.join(tmp, "bare_loop.py")
-        with open(script, "w") as f:
-            f.write(BARE_SCRIPT)
-        frozen = os.path.join(tmp, "bare_loop_frozen.py")
-        with open(frozen, "w") as f:
-            f.write(BARE_SCRIPT + FROZEN_AT_EXIT)
+        script, frozen = bare_scripts(tmp, "bare_loop", BARE_SCRIPT)
         train = [sys.executable, "-m", "normbench", "train", "epochs=1", "progress=false"]
         times = time_commands({
             'python -c "import torch"': [sys.executable, "-c", "import torch"],
@@ -321,14 +327,11 @@ def import_parts(commands: list[list[str]], repeats: int = 3) -> dict[str, float
 
 
 def whole_run(repeats: int, epochs: int, batch: int) -> dict[str, list[float]]:
-    """A whole training run, as processes: the bare script, and ``normbench train`` with
-    the probes off and with its default probes (logging, TensorBoard, checkpoints on)."""
+    """A whole training run, as processes: the bare script, ``normbench train`` with the
+    probes off and with its default probes (logging, TensorBoard, checkpoints on), and the
+    bare script ending with ``gc.freeze()``."""
     with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
-        script, frozen = os.path.join(tmp, "bare_run.py"), os.path.join(tmp, "bare_run_frozen.py")
-        with open(script, "w") as f:
-            f.write(BARE_RUN_SCRIPT)
-        with open(frozen, "w") as f:
-            f.write(BARE_RUN_SCRIPT + FROZEN_AT_EXIT)
+        script, frozen = bare_scripts(tmp, "bare_run", BARE_RUN_SCRIPT)
         run = [sys.executable, "-m", "normbench", "train", f"epochs={epochs}", f"batch_size={batch}", "progress=false"]
         return time_commands({
             f"bare script ({epochs} epochs, batch {batch})": [sys.executable, script, str(epochs), str(batch)],
