@@ -292,8 +292,8 @@ def print_times(times: dict[str, list[float]]) -> None:
 
 def startup(repeats: int, import_repeats: int = 3) -> tuple[dict[str, list[float]], dict[str, float]]:
     """``import torch``, a bare training script (also ending with ``gc.freeze()``) and
-    ``normbench train epochs=1``, timed; and
-    what normbench imports beyond the bare script, by package (``import_parts``)."""
+    ``normbench train epochs=1``, timed; and what normbench imports beyond the bare
+    script, by package (``import_parts``)."""
     with tempfile.TemporaryDirectory(prefix="normbench-bench-") as tmp:
         script, frozen = bare_scripts(tmp, "bare_loop", BARE_SCRIPT)
         train = [sys.executable, "-m", "normbench", "train", "epochs=1", "progress=false"]
