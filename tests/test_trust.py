@@ -82,7 +82,7 @@ def test_a_sweep_directory_is_data_too(tmp_path):
     record.write_text(yaml.safe_dump(saved))
     one_line(run_in_process("train", "-m", "resume=sweep", HERE[0], cwd=tmp_path), 2, "refused", "it adds or deletes a key")
     saved["hydra"]["overrides"]["task"] = ["seed=0,1", *QUICK]
-    saved["hydra"]["overrides"]["hydra"] = [f"+hydra.callbacks.pwn._target_=builtins.open"]
+    saved["hydra"]["overrides"]["hydra"] = ["+hydra.callbacks.pwn._target_=builtins.open"]
     record.write_text(yaml.safe_dump(saved))
     proc = run_in_process("train", "-m", "resume=sweep", HERE[0], cwd=tmp_path)  # Hydra settings are never replayed
     assert proc.returncode == 0 and "are not replayed" in proc.stdout and not marker.exists(), proc.stderr
